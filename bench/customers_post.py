@@ -1,0 +1,116 @@
+"""Requests per second for POST /customers at concurrency 32, with the PostgreSQL commit rate of
+the same machine (pgbench, one INSERT per transaction, 32 clients) beside it.
+
+    .venv/bin/python bench/customers_post.py --seconds 15
+
+Starts `python -m customers` as its own process on a free port against the running
+infrastructure (`bash infra/up.sh` first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import aiohttp
+
+from tests.support import ROOT, start_infra
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def load(url: str, seconds: float, concurrency: int) -> tuple[int, int, list[float]]:
+    done = errors = 0
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    async with aiohttp.ClientSession() as session:
+
+        async def worker(w: int) -> None:
+            nonlocal done, errors
+            i = 0
+            while time.perf_counter() < deadline:
+                i += 1
+                body = {"customer": {"name": f"N{w}", "last_name": f"L{i}", "email": f"u{w}.{i}@example.com"}}
+                t0 = time.perf_counter()
+                async with session.post(url, json=body) as resp:
+                    await resp.read()
+                    if resp.status == 201:
+                        done += 1
+                        latencies.append(time.perf_counter() - t0)
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    return done, errors, latencies
+
+
+def pgbench(database_url: str, seconds: int, clients: int) -> str:
+    u = urlparse(database_url)
+    env = {**os.environ, "PGPASSWORD": u.password or ""}
+    base = ["-h", u.hostname or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres"]
+    db = (u.path or "/app").lstrip("/")
+    subprocess.run(
+        ["psql", *base, "-d", db, "-qc", "CREATE TABLE IF NOT EXISTS bench_commit (id bigserial, v text)"],
+        env=env,
+        check=True,
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write("INSERT INTO bench_commit (v) VALUES ('x');\n")
+    out = subprocess.run(
+        ["pgbench", *base, "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", script.name, db],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    Path(script.name).unlink()
+    return next(line for line in out.splitlines() if line.startswith("tps"))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    env = {**os.environ, **start_infra()}
+    port = free_port()
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    env |= {"PORT": str(port), "DATABASE_SCHEMA": schema, "KAFKA_TOPIC_PREFIX": f"{schema}."}
+    service = subprocess.Popen([sys.executable, "-m", "customers"], cwd=ROOT, env=env)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/health") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+        await load(f"http://127.0.0.1:{port}/customers", 2, args.concurrency)  # warm up
+        done, errors, latencies = await load(f"http://127.0.0.1:{port}/customers", args.seconds, args.concurrency)
+    finally:
+        service.terminate()
+        service.wait(10)
+    latencies.sort()
+    print(f"POST /customers, concurrency {args.concurrency}, {args.seconds:.0f} s, events delivered before each answer")
+    print(f"  {done / args.seconds:,.0f} requests/s ({done} created, {errors} errors)")
+    print(f"  latency p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms")
+    print(f"pgbench, one INSERT per transaction, {args.concurrency} clients: {pgbench(env['DATABASE_URL'], 10, args.concurrency)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

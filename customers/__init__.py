@@ -1,0 +1,1 @@
+"""The customers service: organizations and customers (port 3001)."""

@@ -1,0 +1,67 @@
+"""The request bodies the customers service accepts (the seed's Rails params, strictly typed)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, model_validator
+
+from servicekit.fields import STRICT, Email, Text
+
+
+class OrganizationFields(BaseModel):
+    model_config = STRICT
+    name: Text
+
+
+class OrganizationBody(BaseModel):
+    """`{"organization": {"name": "SuperCompany"}}`"""
+
+    model_config = STRICT
+    organization: OrganizationFields
+
+
+class CustomerFields(BaseModel):
+    model_config = STRICT
+    name: Text
+    last_name: Text
+    email: Email
+
+
+class CustomerBody(BaseModel):
+    """`{"customer": {"name": "John", "last_name": "Do", "email": "jdo@gmail.com"}}`"""
+
+    model_config = STRICT
+    customer: CustomerFields
+
+
+class CustomerChanges(BaseModel):
+    model_config = STRICT
+    name: Text | None = None
+    last_name: Text | None = None
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> CustomerChanges:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of name, last_name, email")
+        return self
+
+
+class CustomerUpdateBody(BaseModel):
+    model_config = STRICT
+    customer: CustomerChanges
+
+
+class Organization(BaseModel):
+    id: int
+    name: str
+    created_at: str
+    updated_at: str
+
+
+class Customer(BaseModel):
+    id: int
+    name: str
+    last_name: str
+    email: str
+    created_at: str
+    updated_at: str

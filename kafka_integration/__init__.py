@@ -1,0 +1,42 @@
+"""The Python counterpart of the seed's `rails_kafka_integration` gem, with an outbox.
+
+- `Producer.produce(events)`: the direct call.
+- `unit_of_work(pool)` + `uow.emit(event)`: a write declares its events in its transaction
+  (the `Eventeable` concern); they are stored in the outbox table and published after commit.
+- `OutboxRelay`: publishes the outbox in order with an idempotent producer, survives outages.
+- `deliver_messages(timeout)`: the middleware that waits for a request's events before answering.
+"""
+
+from __future__ import annotations
+
+from kafka_integration.config import KafkaSettings
+from kafka_integration.errors import ConfigError, KafkaIntegrationError, NotStarted
+from kafka_integration.events import Event, encode, entity_event, entity_events
+from kafka_integration.middleware import RELAY, deliver_messages, relay_context
+from kafka_integration.outbox import UnitOfWork, collect_pending, unit_of_work, write_outbox
+from kafka_integration.producer import Producer, new_producer
+from kafka_integration.relay import OutboxRelay
+from kafka_integration.topics import TopicSpec, ensure_topics
+
+__all__ = [
+    "RELAY",
+    "ConfigError",
+    "Event",
+    "KafkaIntegrationError",
+    "KafkaSettings",
+    "NotStarted",
+    "OutboxRelay",
+    "Producer",
+    "TopicSpec",
+    "UnitOfWork",
+    "collect_pending",
+    "deliver_messages",
+    "encode",
+    "ensure_topics",
+    "entity_event",
+    "entity_events",
+    "new_producer",
+    "relay_context",
+    "unit_of_work",
+    "write_outbox",
+]

@@ -1,0 +1,73 @@
+"""Kafka client settings from the seed's variables (BOOTSTRAP_SERVERS, SECURITY_PROTOCOL, ...)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.helpers import create_ssl_context
+
+from kafka_integration.errors import ConfigError
+from servicekit.config import Secret, env_str
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+_MECHANISMS = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """How to reach the cluster. The seed's `.private_env` variables map one to one."""
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: Secret = Secret("")
+    client_id: str = "kafka-and-python"
+    topic_prefix: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], client_id: str = "kafka-and-python") -> KafkaSettings:
+        # The seed writes `sasl_ssl`; aiokafka wants `SASL_SSL`.
+        protocol = env_str(environ, "SECURITY_PROTOCOL", "PLAINTEXT").upper()
+        mechanism = env_str(environ, "SASL_MECHANISM").upper()
+        if protocol not in _PROTOCOLS:
+            raise ConfigError(f"SECURITY_PROTOCOL must be one of {sorted(_PROTOCOLS)}, got {protocol!r}")
+        if protocol.startswith("SASL_"):
+            mechanism = mechanism or "PLAIN"
+            if mechanism not in _MECHANISMS:
+                raise ConfigError(f"SASL_MECHANISM must be one of {sorted(_MECHANISMS)}, got {mechanism!r}")
+            if not env_str(environ, "SASL_USERNAME"):
+                raise ConfigError(f"SECURITY_PROTOCOL={protocol} needs SASL_USERNAME and SASL_PASSWORD")
+        return cls(
+            bootstrap_servers=env_str(environ, "BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP),
+            security_protocol=protocol,
+            sasl_mechanism=mechanism,
+            sasl_username=env_str(environ, "SASL_USERNAME"),
+            sasl_password=Secret(env_str(environ, "SASL_PASSWORD")),
+            client_id=env_str(environ, "KAFKA_CLIENT_ID", client_id),
+            topic_prefix=env_str(environ, "KAFKA_TOPIC_PREFIX"),
+        )
+
+    def topic(self, name: str) -> str:
+        """The physical topic name of a logical one (the prefix isolates tenants and test runs)."""
+        return f"{self.topic_prefix}{name}"
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments shared by AIOKafkaProducer, AIOKafkaConsumer and the admin client."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+            "client_id": self.client_id,
+        }
+        if self.security_protocol in {"SSL", "SASL_SSL"}:
+            context: ssl.SSLContext = create_ssl_context()
+            kwargs["ssl_context"] = context
+        if self.security_protocol.startswith("SASL_"):
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.reveal()
+        return kwargs

@@ -1,0 +1,97 @@
+"""Declaring events inside a write's transaction (the seed's `Eventeable` concern, made durable).
+
+    async with unit_of_work(pool) as uow:
+        row = await uow.conn.fetchrow("INSERT ... RETURNING *")
+        uow.emit(entity_event("organizations", "organization", "created", dict(row)))
+
+The events go to the `kafka_outbox` table in the same transaction, after the rows they describe
+(so a later write of the same row, which waits for this one's row lock, always gets a larger
+outbox id: the relay's id order is per-key order). A rolled-back write leaves no event. After
+commit the outbox ids are added to the current request's pending list, if any, so the
+DeliverMessages middleware can wait for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+import asyncpg
+import orjson
+
+from kafka_integration.events import Event, encode
+
+_pending: ContextVar[list[int] | None] = ContextVar("kafka_integration_pending", default=None)
+
+
+def wake_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel that tells the relay of new outbox rows in `schema`
+    (write_outbox builds the same name in SQL from current_schema())."""
+    return f"kafka_outbox_{schema}"
+
+
+def done_channel(schema: str) -> str:
+    """The channel on which the relay announces the outbox ids it has published."""
+    return f"kafka_outbox_done_{schema}"
+
+
+async def write_outbox(conn: asyncpg.Connection, events: Sequence[Event]) -> list[int]:
+    """Insert events into the outbox on `conn` (inside the caller's transaction); their ids."""
+    if not events:
+        return []
+    rows = await conn.fetch(
+        """
+        WITH ins AS (
+            INSERT INTO kafka_outbox (topic, key, value, headers)
+            SELECT t.topic, t.key, t.value, t.headers::jsonb
+            FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+                 WITH ORDINALITY AS t(topic, key, value, headers, n)
+            ORDER BY t.n
+            RETURNING id
+        )
+        SELECT ins.id FROM ins, (SELECT pg_notify('kafka_outbox_' || current_schema(), '')) AS wake
+        ORDER BY ins.id
+        """,
+        [e.topic for e in events],
+        [e.key for e in events],
+        [encode(e.value) for e in events],
+        [orjson.dumps(e.metadata()).decode() for e in events],
+    )
+    return [r["id"] for r in rows]
+
+
+@dataclass
+class UnitOfWork:
+    """One transaction and the events its writes declare."""
+
+    conn: asyncpg.Connection
+    events: list[Event] = field(default_factory=list)
+
+    def emit(self, *events: Event) -> None:
+        self.events.extend(events)
+
+
+@asynccontextmanager
+async def unit_of_work(pool: asyncpg.Pool) -> AsyncIterator[UnitOfWork]:
+    """A transaction whose declared events are written to the outbox before it commits."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            uow = UnitOfWork(conn)
+            yield uow
+            ids = await write_outbox(conn, uow.events)
+        pending = _pending.get()
+        if pending is not None:
+            pending.extend(ids)
+
+
+@asynccontextmanager
+async def collect_pending() -> AsyncIterator[list[int]]:
+    """Collect the outbox ids of the writes committed inside this block (one request)."""
+    pending: list[int] = []
+    token = _pending.set(pending)
+    try:
+        yield pending
+    finally:
+        _pending.reset(token)

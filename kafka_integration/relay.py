@@ -1,0 +1,214 @@
+"""The outbox relay: publishes committed events to Kafka, in outbox-id order, then deletes them.
+
+One relay per schema publishes at a time: it holds a PostgreSQL session advisory lock on its
+listening connection, so two instances of a service never interleave (per-key order holds); if
+the holder dies its connection closes, the lock is freed and another instance takes over.
+New rows wake the leader by NOTIFY; published ids are announced by NOTIFY so any instance can
+tell its waiting requests. The producer is idempotent (acks=all); on a Kafka error the batch is
+retried with a fresh producer after a backoff, so an outage only delays events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from kafka_integration.config import KafkaSettings
+from kafka_integration.errors import NotStarted
+from kafka_integration.events import kafka_headers
+from kafka_integration.outbox import done_channel, wake_channel
+from kafka_integration.producer import new_producer
+from servicekit.db import DatabaseSettings, connect
+
+log = logging.getLogger(__name__)
+
+_NOTIFY_IDS_PER_MESSAGE = 500  # NOTIFY payloads must stay under 8000 bytes
+
+
+class OutboxRelay:
+    """Publishes the outbox of one schema; `wait_delivered` lets a request wait for its events."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        db: DatabaseSettings,
+        pool: asyncpg.Pool,
+        *,
+        batch_size: int = 2000,
+        idle_poll_seconds: float = 1.0,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
+        self._kafka = kafka
+        self._db = db
+        self._pool = pool
+        self._batch_size = batch_size
+        self._idle_poll = idle_poll_seconds
+        self._max_backoff = max_backoff_seconds
+        self._wake = asyncio.Event()
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.is_leader = False
+        self.published = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._db.schema}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._drop_producer()
+        for future in self._waiters.values():
+            future.cancel()
+        self._waiters.clear()
+
+    def kick(self) -> None:
+        """Look at the outbox now rather than at the next notification or poll."""
+        self._wake.set()
+
+    async def backlog(self) -> int:
+        """How many events are committed but not yet in Kafka."""
+        async with self._pool.acquire() as conn:
+            count: int = await conn.fetchval("SELECT count(*) FROM kafka_outbox")
+            return count
+
+    async def wait_delivered(self, ids: Iterable[int], timeout: float) -> bool:
+        """Wait until Kafka has acknowledged the events with these outbox ids; False on timeout
+        (they stay in the outbox and will still be published)."""
+        wanted = set(ids)
+        if not wanted:
+            return True
+        if self._task is None:
+            raise NotStarted("OutboxRelay.wait_delivered called before start()")
+        loop = asyncio.get_running_loop()
+        futures = {i: self._waiters.setdefault(i, loop.create_future()) for i in wanted}
+        self.kick()
+        try:
+            # Published before we registered? Then the rows are gone already.
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT id FROM kafka_outbox WHERE id = ANY($1::bigint[])", list(wanted)
+                )
+            self._resolve(wanted - {r["id"] for r in rows})
+            try:
+                await asyncio.wait_for(asyncio.gather(*futures.values()), timeout)
+            except TimeoutError:
+                return False
+            return True
+        finally:
+            for i in wanted:
+                self._waiters.pop(i, None)
+
+    def _resolve(self, ids: Iterable[int]) -> None:
+        for i in ids:
+            future = self._waiters.get(i)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    def _on_wake(self, *_: object) -> None:
+        self._wake.set()
+
+    def _on_done(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload:
+            self._resolve(int(i) for i in payload.split(","))
+
+    async def _wait_wake(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._idle_poll)
+        self._wake.clear()
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        schema = self._db.schema
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await connect(self._db)
+                await conn.add_listener(wake_channel(schema), self._on_wake)
+                await conn.add_listener(done_channel(schema), self._on_done)
+                while not await conn.fetchval(
+                    "SELECT pg_try_advisory_lock(hashtext($1))", f"kafka_outbox:{schema}"
+                ):
+                    await self._wait_wake()
+                self.is_leader = True
+                log.info("outbox relay for schema %s is the publisher", schema)
+                backoff = 0.2
+                while True:
+                    if not await self._publish_batch(conn):
+                        await self._wait_wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database gone: reconnect, and let another instance lead
+                log.warning("outbox relay for %s restarting after error: %r", schema, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+            finally:
+                self.is_leader = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=2))
+
+    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, value, headers FROM kafka_outbox ORDER BY id LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            return 0
+        backoff = 0.2
+        while True:
+            try:
+                await self._send_all(rows)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Kafka unreachable or refusing: keep the rows, retry
+                log.warning("outbox relay: %d events wait for Kafka (%r)", len(rows), exc)
+                await self._drop_producer()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+        ids = [r["id"] for r in rows]
+        await conn.execute("DELETE FROM kafka_outbox WHERE id = ANY($1::bigint[])", ids)
+        for start in range(0, len(ids), _NOTIFY_IDS_PER_MESSAGE):
+            chunk = ids[start : start + _NOTIFY_IDS_PER_MESSAGE]
+            await conn.execute(
+                "SELECT pg_notify($1, $2)", done_channel(self._db.schema), ",".join(map(str, chunk))
+            )
+        self._resolve(ids)
+        self.published += len(ids)
+        return len(ids)
+
+    async def _send_all(self, rows: list[asyncpg.Record]) -> None:
+        if self._producer is None:
+            producer = new_producer(self._kafka)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        producer = self._producer
+        futures = [
+            await producer.send(
+                self._kafka.topic(r["topic"]),
+                value=r["value"],
+                key=r["key"].encode(),
+                headers=kafka_headers(r["headers"]),
+            )
+            for r in rows
+        ]
+        await asyncio.gather(*futures)
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()

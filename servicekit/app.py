@@ -1,0 +1,132 @@
+"""The frame every service shares: middlewares, database pool and migrations, the outbox relay,
+Kafka topics, /health and /openapi.json. Each service's `create_app` adds its routes to it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from kafka_integration import (
+    RELAY,
+    KafkaSettings,
+    OutboxRelay,
+    TopicSpec,
+    deliver_messages,
+    ensure_topics,
+    relay_context,
+)
+from servicekit.config import env_float, env_int, env_str
+from servicekit.db import DatabaseSettings, migrate, open_pool
+from servicekit.http import (
+    MAX_BODY_BYTES,
+    error_middleware,
+    json_response,
+    request_id_middleware,
+)
+from servicekit.openapi import Operation, document
+
+log = logging.getLogger(__name__)
+
+DB_POOL = web.AppKey("servicekit.db_pool", asyncpg.Pool)
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Where a service listens and how long a request waits for its events to reach Kafka."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    delivery_timeout: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], default_port: int) -> HttpSettings:
+        return cls(
+            host=env_str(environ, "HOST", "127.0.0.1"),
+            port=env_int(environ, "PORT", default_port),
+            delivery_timeout=env_float(environ, "EVENT_DELIVERY_TIMEOUT", 2.0),
+        )
+
+
+def service_app(
+    *,
+    title: str,
+    http: HttpSettings,
+    db: DatabaseSettings,
+    kafka: KafkaSettings,
+    migrations: Sequence[str],
+    topics: Iterable[TopicSpec],
+    operations: Sequence[Operation],
+    routes: web.RouteTableDef,
+    middlewares: Sequence[Middleware] = (),
+) -> web.Application:
+    topic_specs = list(topics)
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[
+            request_id_middleware,
+            error_middleware,
+            *middlewares,
+            deliver_messages(http.delivery_timeout),
+        ],
+    )
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        async with open_pool(db) as pool:
+            applied = await migrate(pool, ["kafka_integration", *migrations], db.schema)
+            if applied:
+                log.info("%s: applied migrations %s", title, applied)
+            app[DB_POOL] = pool
+            yield
+
+    async def kafka_topics(app: web.Application) -> AsyncIterator[None]:
+        # Kafka may be down at start: the outbox keeps events until it is back, so a failure
+        # to create topics here is logged, not fatal (the relay publishes once Kafka answers).
+        try:
+            await ensure_topics(kafka, topic_specs)
+        except Exception as exc:
+            log.warning("%s: could not create topics now (%r); Kafka will auto-create them", title, exc)
+        yield
+
+    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(kafka_topics)
+    app.cleanup_ctx.append(relay_context(lambda app: OutboxRelay(kafka, db, app[DB_POOL])))
+
+    spec = document(title, [*_COMMON_OPERATIONS, *operations])
+
+    async def health(request: web.Request) -> web.Response:
+        async with request.app[DB_POOL].acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        relay = request.app[RELAY]
+        return json_response(
+            {
+                "status": "ok",
+                "database": "ok",
+                "outbox_backlog": await relay.backlog(),
+                "relay_is_publisher": relay.is_leader,
+            }
+        )
+
+    async def openapi(request: web.Request) -> web.Response:
+        return json_response(spec)
+
+    app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", openapi)
+    app.add_routes(routes)
+    return app
+
+
+_COMMON_OPERATIONS = [
+    Operation("GET", "/health", "liveness, database and outbox backlog", public=True),
+    Operation("GET", "/openapi.json", "this document", public=True),
+]
+
+
+def run(app: web.Application, http: HttpSettings) -> None:
+    """Run a service until SIGINT/SIGTERM, logging to stderr."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web.run_app(app, host=http.host, port=http.port, print=None, access_log=None)

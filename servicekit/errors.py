@@ -1,0 +1,98 @@
+"""The services' one exception family; the error middleware turns each into an HTTP answer.
+
+ServiceError                 any failure a client can be told about
+├── BadRequest               400: the body cannot be read (not JSON, not UTF-8)
+├── Unauthorized             401: no token, or a bad or expired one
+├── Forbidden                403: a valid token without access to this data
+├── NotFound                 404: no such route or record
+├── Conflict                 409: the record's state forbids the change
+├── PayloadTooLarge          413: the body is over the size limit
+└── ValidationFailed         422: the body is JSON but its fields are wrong
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One field and what is wrong with it."""
+
+    field: str
+    problem: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"field": self.field, "problem": self.problem}
+
+
+class ServiceError(Exception):
+    """A failure a client can be told about, with its HTTP status and a machine-readable code."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, problems: list[FieldProblem] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.problems:
+            body["fields"] = [p.as_json() for p in self.problems]
+        return body
+
+
+class BadRequest(ServiceError):
+    """The request body cannot be read."""
+
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(ServiceError):
+    """No token, or a token that is forged, expired or revoked."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    """A valid token without access to the data asked for."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ServiceError):
+    """No such route or record."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    """The record's current state forbids the change."""
+
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ServiceError):
+    """The body is over the size limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class ValidationFailed(ServiceError):
+    """The body is JSON but some fields are missing, of the wrong type or out of range."""
+
+    status = 422
+    code = "validation_failed"
+
+    @classmethod
+    def one(cls, field: str, problem: str) -> ValidationFailed:
+        return cls(f"{field}: {problem}", [FieldProblem(field, problem)])

@@ -1,0 +1,24 @@
+"""Field types the services' request models share: bounded, stripped, printable text."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, ConfigDict, StringConstraints
+
+STRICT = ConfigDict(strict=True, extra="forbid", str_strip_whitespace=True)
+
+
+def _printable(value: str) -> str:
+    if any(ord(c) < 32 and c not in "\t" for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_printable)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_printable)]
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", to_lower=True),
+    AfterValidator(_printable),
+]

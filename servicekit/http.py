@@ -1,0 +1,143 @@
+"""HTTP plumbing: JSON answers, reading a body into a model, the error middleware, request ids."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from servicekit.encoding import dumps
+from servicekit.errors import (
+    BadRequest,
+    FieldProblem,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_ID = 2**63 - 1
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+def problems_of(error: ValidationError) -> list[FieldProblem]:
+    out = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or "body"
+        out.append(FieldProblem(field, item["msg"]))
+    return out
+
+
+async def read_body(request: web.Request) -> bytes:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge(f"the body is over the limit of {MAX_BODY_BYTES} bytes") from exc
+    if not raw.strip():
+        raise BadRequest("the body is empty; a JSON object is expected")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not UTF-8 (byte {exc.start})") from exc
+    return raw
+
+
+async def read_json(request: web.Request) -> Any:
+    raw = await read_body(request)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+def validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = problems_of(exc)
+        summary = "; ".join(f"{p.field}: {p.problem}" for p in problems)
+        raise ValidationFailed(summary, problems) from exc
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    """Parse the body as JSON and validate it against `model`; every failure is a ServiceError."""
+    return validate(model, await read_json(request))
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise NotFound(f"{name} {raw!r} is not a record id") from exc
+    if not 0 < value <= MAX_ID:
+        raise NotFound(f"no record with {name} {raw}")
+    return value
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turns ServiceErrors and aiohttp's HTTP errors into JSON bodies; hides anything else."""
+    try:
+        return await handler(request)
+    except ServiceError as exc:
+        return json_response(exc.as_json(), status=exc.status)
+    except web.HTTPRequestEntityTooLarge as exc:
+        err = PayloadTooLarge(exc.text or "body too large")
+        return json_response(err.as_json(), status=err.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return json_response(
+            {"error": code, "message": exc.text or exc.reason}, status=exc.status, headers=None
+        )
+    except Exception:
+        request_id = request.get("request_id", "-")
+        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
+        return json_response(
+            {"error": "internal_error", "message": "internal error", "request_id": request_id},
+            status=500,
+        )
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    request["request_id"] = request_id
+    response = await handler(request)
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+def page(request: web.Request, default_limit: int = 100, max_limit: int = 1000) -> tuple[int, int]:
+    """`?after=<id>&limit=<n>`: keyset pagination over ids."""
+    out = []
+    for name, default, top in (("after", 0, MAX_ID), ("limit", default_limit, max_limit)):
+        raw = request.query.get(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ValidationFailed.one(name, "must be an integer") from exc
+        if not 0 <= value <= top:
+            raise ValidationFailed.one(name, f"must be between 0 and {top}")
+        out.append(value)
+    return out[0], out[1]

@@ -1,0 +1,58 @@
+"""Session-wide real infrastructure, and per-test isolation by schema and topic prefix."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from kafka_integration import KafkaSettings
+from tests.support import start_infra, unique
+
+
+@pytest.fixture(scope="session")
+def infra() -> dict[str, str]:
+    return start_infra()
+
+
+@pytest.fixture
+async def test_env(infra: dict[str, str]) -> AsyncIterator[dict[str, str]]:
+    """Variables for one test: its own database schema and its own topic prefix."""
+    schema = unique("t_")
+    env = {
+        **infra,
+        "DATABASE_SCHEMA": schema,
+        "KAFKA_TOPIC_PREFIX": f"{schema}.",
+        "EVENT_DELIVERY_TIMEOUT": "5",
+    }
+    yield env
+    conn = await asyncpg.connect(infra["DATABASE_URL"])
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def kafka(test_env: dict[str, str]) -> KafkaSettings:
+    return KafkaSettings.from_env(test_env, client_id="tests")
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[web.Application], Any]]:
+    """Start an application on a real port; returns a client. Stopped at the end of the test."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def start(app: web.Application) -> TestClient[Any, Any]:
+        client = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in reversed(clients):
+        await client.close()

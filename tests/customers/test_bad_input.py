@@ -1,0 +1,118 @@
+"""Bad input gets a 4xx JSON body naming the problem; nothing is written and no event is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from kafka_integration import KafkaSettings
+from tests.support import read_topic
+
+JSON = {"Content-Type": "application/json"}
+
+CASES = [
+    # (method, path, raw body, status, words the answer must contain)
+    ("POST", "/organizations", b'{"organization": {"name": "x"', 400, ["not valid JSON"]),
+    ("POST", "/organizations", b"", 400, ["empty"]),
+    ("POST", "/organizations", b'{"organization": {"name": "\xff\xfe"}}', 400, ["UTF-8"]),
+    ("POST", "/organizations", b'{"organization": {}}', 422, ["organization.name", "required"]),
+    ("POST", "/organizations", b'{"name": "flat"}', 422, ["organization"]),
+    ("POST", "/organizations", b'{"organization": {"name": 42}}', 422, ["organization.name", "string"]),
+    ("POST", "/organizations", b'{"organization": {"name": ""}}', 422, ["organization.name"]),
+    ("POST", "/organizations", b'{"organization": {"name": "   "}}', 422, ["organization.name"]),
+    ("POST", "/organizations", b'{"organization": {"name": "a\\u0000b"}}', 422, ["control characters"]),
+    (
+        "POST",
+        "/organizations",
+        b'{"organization": {"name": "ok", "admin": true}}',
+        422,
+        ["organization.admin"],
+    ),
+    ("POST", "/organizations", b"[1, 2]", 422, ["body"]),
+    ("POST", "/organizations", b'{"organization": {"name": "' + b"n" * 10_000 + b'"}}', 422, ["at most 255"]),
+    ("POST", "/organizations", b'{"organization": {"name": "' + b"n" * 70_000 + b'"}}', 413, ["limit"]),
+    (
+        "POST",
+        "/customers",
+        b'{"customer": {"name": "J", "last_name": "D"}}',
+        422,
+        ["customer.email", "required"],
+    ),
+    (
+        "POST",
+        "/customers",
+        b'{"customer": {"name": "J", "last_name": "D", "email": "not-an-email"}}',
+        422,
+        ["customer.email"],
+    ),
+    (
+        "POST",
+        "/customers",
+        b'{"customer": {"name": "J", "last_name": "D", "email": "x@y.io\'; DROP TABLE customers; --"}}',
+        422,
+        ["customer.email"],
+    ),
+    (
+        "POST",
+        "/customers",
+        b'{"customer": {"name": ["J"], "last_name": "D", "email": "a@b.io"}}',
+        422,
+        ["customer.name"],
+    ),
+    ("PUT", "/customers/1", b'{"customer": {}}', 422, ["at least one"]),
+    ("PUT", "/organizations/999999", b'{"organization": {"name": "Ghost"}}', 404, ["999999"]),
+    ("DELETE", "/organizations/999999", b"", 404, ["999999"]),
+    ("GET", "/customers/999999", b"", 404, ["999999"]),
+    ("GET", "/customers/99999999999999999999999", b"", 404, ["99999999999999999999999"]),
+    ("GET", "/customers/1;DROP TABLE customers", b"", 404, []),
+    ("GET", "/customers?limit=abc", b"", 422, ["limit"]),
+    ("GET", "/nowhere", b"", 404, []),
+]
+
+
+async def _counts(url: str, schema: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+    try:
+        return (
+            await conn.fetchval("SELECT count(*) FROM organizations"),
+            await conn.fetchval("SELECT count(*) FROM customers"),
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "words"), CASES)
+async def test_bad_input_is_refused_and_changes_nothing(
+    customers_client: TestClient[Any, Any],
+    kafka: KafkaSettings,
+    test_env: dict[str, str],
+    method: str,
+    path: str,
+    body: bytes,
+    status: int,
+    words: list[str],
+) -> None:
+    resp = await customers_client.request(method, path, data=body, headers=JSON)
+    assert resp.status == status
+    answer = await resp.json()
+    assert answer["error"] and answer["message"]
+    text = str(answer)
+    for word in words:
+        assert word in text
+    assert await _counts(test_env["DATABASE_URL"], test_env["DATABASE_SCHEMA"]) == (0, 0)
+    for topic in ("organizations", "customers"):
+        assert await read_topic(kafka, topic, timeout=0) == []
+
+
+async def test_sql_looking_names_are_stored_verbatim(
+    customers_client: TestClient[Any, Any], kafka: KafkaSettings, test_env: dict[str, str]
+) -> None:
+    name = "Robert'); DROP TABLE organizations; --"
+    resp = await customers_client.post("/organizations", json={"organization": {"name": name}})
+    assert resp.status == 201
+    assert (await resp.json())["name"] == name
+    assert await _counts(test_env["DATABASE_URL"], test_env["DATABASE_SCHEMA"]) == (1, 0)
+    assert [m.value["name"] for m in await read_topic(kafka, "organizations", min_count=1)] == [name]

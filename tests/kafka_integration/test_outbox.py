@@ -1,0 +1,146 @@
+"""The outbox: committed writes never lose their events, rolled-back ones never emit, order per
+key holds through broker outages, crashes and two relays at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from customers.app import create_app
+from customers.config import Config
+from kafka_integration import KafkaSettings, OutboxRelay, TopicSpec, ensure_topics, entity_event, unit_of_work
+from servicekit.db import DatabaseSettings, migrate, open_pool
+from tests.support import ROOT, kafka_script, local_kafka, read_topic
+
+
+@pytest.fixture
+async def pool(test_env: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
+    db = DatabaseSettings.from_env(test_env, schema="unused")
+    async with open_pool(db) as pool:
+        await migrate(pool, ["kafka_integration"], db.schema)
+        yield pool
+
+
+def _relay(kafka: KafkaSettings, test_env: dict[str, str], pool: asyncpg.Pool) -> OutboxRelay:
+    return OutboxRelay(
+        kafka, DatabaseSettings.from_env(test_env, schema="unused"), pool, idle_poll_seconds=0.2
+    )
+
+
+async def test_a_rolled_back_write_emits_nothing(
+    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str]
+) -> None:
+    await ensure_topics(kafka, [TopicSpec("things")])
+    relay = _relay(kafka, test_env, pool)
+    await relay.start()
+    try:
+        with pytest.raises(RuntimeError):
+            async with unit_of_work(pool) as uow:
+                uow.emit(entity_event("things", "thing", "created", {"id": 1}))
+                raise RuntimeError("the write fails after declaring its event")
+        async with unit_of_work(pool) as uow:
+            uow.emit(entity_event("things", "thing", "created", {"id": 2}))
+        assert [m.key for m in await read_topic(kafka, "things", min_count=1)] == ["2"]
+        await asyncio.sleep(0.5)
+        assert [m.key for m in await read_topic(kafka, "things", timeout=0)] == ["2"]
+        assert await relay.backlog() == 0
+    finally:
+        await relay.stop()
+
+
+async def test_an_event_committed_by_a_killed_process_is_published_by_the_next_relay(
+    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str]
+) -> None:
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tests.kafka_integration.commit_and_die", "5"],
+        cwd=ROOT,
+        env={**os.environ, **test_env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == -9 and "committed" in done.stdout
+    relay = _relay(kafka, test_env, pool)
+    assert await relay.backlog() == 5
+    await relay.start()
+    try:
+        messages = await read_topic(kafka, "things", min_count=5)
+        assert [m.key for m in messages] == ["0", "1", "2", "3", "4"] or sorted(m.key for m in messages) == [
+            "0",
+            "1",
+            "2",
+            "3",
+            "4",
+        ]
+        await asyncio.sleep(0.3)
+        assert await relay.backlog() == 0
+    finally:
+        await relay.stop()
+
+
+async def test_two_relays_publish_each_event_once_in_order_per_key(
+    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str]
+) -> None:
+    await ensure_topics(kafka, [TopicSpec("things", partitions=3)])
+    relays = [_relay(kafka, test_env, pool), _relay(kafka, test_env, pool)]
+    for relay in relays:
+        await relay.start()
+    try:
+
+        async def writer(key: int) -> None:
+            for version in range(30):
+                async with unit_of_work(pool) as uow:
+                    uow.emit(entity_event("things", "thing", "updated", {"id": key, "version": version}))
+
+        await asyncio.gather(*(writer(k) for k in range(8)))
+        messages = await read_topic(kafka, "things", min_count=240)
+        assert len(messages) == 240
+        for key in range(8):
+            versions = [m.value["version"] for m in messages if m.key == str(key)]
+            assert versions == list(range(30))
+        assert sum(r.is_leader for r in relays) == 1
+    finally:
+        for relay in relays:
+            await relay.stop()
+
+
+@pytest.mark.skipif(
+    os.environ.get("BOOTSTRAP_SERVERS") is not None, reason="needs the project's own broker to stop"
+)
+async def test_writes_succeed_while_kafka_is_down_and_arrive_once_in_order_after(
+    test_env: dict[str, str], kafka: KafkaSettings, serve: Any
+) -> None:
+    assert local_kafka(test_env)
+    client: TestClient[Any, Any] = await serve(
+        create_app(Config.from_env({**test_env, "EVENT_DELIVERY_TIMEOUT": "0.5"}))
+    )
+    first = await client.post("/organizations", json={"organization": {"name": "before"}})
+    org_id = (await first.json())["id"]
+    await asyncio.to_thread(kafka_script, "stop")
+    try:
+        statuses = []
+        for version in range(5):
+            resp = await client.put(
+                f"/organizations/{org_id}", json={"organization": {"name": f"v{version}"}}
+            )
+            statuses.append((resp.status, resp.headers.get("X-Events-Delivered")))
+        created = await client.post("/organizations", json={"organization": {"name": "during"}})
+        statuses.append((created.status, created.headers.get("X-Events-Delivered")))
+    finally:
+        await asyncio.to_thread(kafka_script, "start")
+    assert statuses == [(200, "false")] * 5 + [(201, "false")]
+    messages = await read_topic(kafka, "organizations", min_count=7, timeout=60)
+    names = [m.value["name"] for m in messages if m.key == str(org_id)]
+    assert names == ["before", "v0", "v1", "v2", "v3", "v4"]
+    assert [m.value["name"] for m in messages if m.key != str(org_id)] == ["during"]
+    await asyncio.sleep(1)
+    assert len(await read_topic(kafka, "organizations", timeout=0)) == 7

@@ -1,0 +1,106 @@
+"""Helpers for tests against the real broker, database and SMTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from kafka_integration import KafkaSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_infra() -> dict[str, str]:
+    """Start (or find) the local Kafka, PostgreSQL and SMTP sink with the project's own script,
+    unless the environment already points at them; returns the variables to use."""
+    subprocess.run(["bash", str(ROOT / "infra" / "up.sh")], check=True, cwd=ROOT)
+    env: dict[str, str] = {}
+    for line in (ROOT / ".run" / "env").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key.strip()] = value.strip()
+    for key in ("BOOTSTRAP_SERVERS", "DATABASE_URL", "SMTP_HOST", "SMTP_PORT"):
+        if os.environ.get(key):
+            env[key] = os.environ[key]
+    return env
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: dict[str, Any] | None
+    headers: dict[str, str]
+
+
+async def read_topic(
+    settings: KafkaSettings, topic: str, *, min_count: int = 0, timeout: float = 20.0
+) -> list[Message]:
+    """Every message of a (logical) topic from the beginning up to its current end; waits up to
+    `timeout` for at least `min_count` messages."""
+    name = settings.topic(topic)
+    consumer = AIOKafkaConsumer(**settings.client_kwargs(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        out: list[Message] = []
+        while True:
+            partitions = consumer.partitions_for_topic(name)
+            if partitions is None:
+                await consumer.topics()  # refreshes metadata: the topic may be new
+                partitions = consumer.partitions_for_topic(name) or set()
+            tps = [TopicPartition(name, p) for p in sorted(partitions)]
+            out = []
+            if tps:
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+                end = await consumer.end_offsets(tps)
+                while any((await consumer.position(tp)) < end[tp] for tp in tps):
+                    batch = await consumer.getmany(timeout_ms=500)
+                    for tp, records in batch.items():
+                        for r in records:
+                            if r.offset < end[tp]:
+                                out.append(
+                                    Message(
+                                        topic=topic,
+                                        partition=r.partition,
+                                        offset=r.offset,
+                                        key=r.key.decode() if r.key is not None else None,
+                                        value=orjson.loads(r.value) if r.value is not None else None,
+                                        headers={k: v.decode() for k, v in r.headers},
+                                    )
+                                )
+            if len(out) >= min_count or loop.time() > deadline:
+                return out
+            await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
+
+
+def env_with(base: Mapping[str, str], **extra: str) -> dict[str, str]:
+    return {**base, **extra}
+
+
+def local_kafka(env: Mapping[str, str]) -> bool:
+    return env.get("LOCAL_KAFKA") == "1"
+
+
+def kafka_script(command: str) -> None:
+    """Stop or start the project's own broker (data is kept across a stop)."""
+    subprocess.run(["bash", str(ROOT / "infra" / "kafka.sh"), command], check=True, cwd=ROOT)
