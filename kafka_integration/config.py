@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka.helpers import create_ssl_context
 
 from kafka_integration.errors import ConfigError
-from servicekit.config import Secret, env_str
+from servicekit.config import Secret, env_int, env_str
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 _PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
@@ -28,6 +28,7 @@ class KafkaSettings:
     sasl_password: Secret = Secret("")
     client_id: str = "kafka-and-python"
     topic_prefix: str = ""
+    replication_factor: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], client_id: str = "kafka-and-python") -> KafkaSettings:
@@ -50,6 +51,7 @@ class KafkaSettings:
             sasl_password=Secret(env_str(environ, "SASL_PASSWORD")),
             client_id=env_str(environ, "KAFKA_CLIENT_ID", client_id),
             topic_prefix=env_str(environ, "KAFKA_TOPIC_PREFIX"),
+            replication_factor=env_int(environ, "KAFKA_REPLICATION_FACTOR", 1),
         )
 
     def topic(self, name: str) -> str:

@@ -21,7 +21,7 @@ class TopicSpec:
     name: str
     partitions: int = 3
     compacted: bool = True
-    replication_factor: int = -1  # the broker's default
+    replication_factor: int | None = None  # None: KafkaSettings.replication_factor
     config: dict[str, str] = field(default_factory=dict)
 
     def new_topic(self, settings: KafkaSettings) -> NewTopic:
@@ -29,7 +29,7 @@ class TopicSpec:
         return NewTopic(
             name=settings.topic(self.name),
             num_partitions=self.partitions,
-            replication_factor=self.replication_factor,
+            replication_factor=self.replication_factor or settings.replication_factor,
             topic_configs=config,
         )
 

@@ -27,6 +27,7 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_BODY_BYTES = 64 * 1024
+REQUEST_ID = web.RequestKey("request_id", str)
 MAX_ID = 2**63 - 1
 
 
@@ -107,7 +108,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             {"error": code, "message": exc.text or exc.reason}, status=exc.status, headers=None
         )
     except Exception:
-        request_id = request.get("request_id", "-")
+        request_id = request.get(REQUEST_ID, "-")
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
         return json_response(
             {"error": "internal_error", "message": "internal error", "request_id": request_id},
@@ -118,7 +119,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     response = await handler(request)
     response.headers["X-Request-Id"] = request_id
     return response

@@ -22,6 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def start_infra() -> dict[str, str]:
     """Start (or find) the local Kafka, PostgreSQL and SMTP sink with the project's own script,
     unless the environment already points at them; returns the variables to use."""
+    given = {
+        k: os.environ[k] for k in ("BOOTSTRAP_SERVERS", "DATABASE_URL", "SMTP_HOST") if os.environ.get(k)
+    }
+    if len(given) == 3:  # everything is configured from outside: start nothing
+        return {**given, "SMTP_PORT": os.environ.get("SMTP_PORT", "25")}
     subprocess.run(["bash", str(ROOT / "infra" / "up.sh")], check=True, cwd=ROOT)
     env: dict[str, str] = {}
     for line in (ROOT / ".run" / "env").read_text().splitlines():
@@ -59,38 +64,48 @@ async def read_topic(
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        out: list[Message] = []
         while True:
-            partitions = consumer.partitions_for_topic(name)
-            if partitions is None:
-                await consumer.topics()  # refreshes metadata: the topic may be new
-                partitions = consumer.partitions_for_topic(name) or set()
-            tps = [TopicPartition(name, p) for p in sorted(partitions)]
-            out = []
-            if tps:
-                consumer.assign(tps)
-                await consumer.seek_to_beginning(*tps)
-                end = await consumer.end_offsets(tps)
-                while any((await consumer.position(tp)) < end[tp] for tp in tps):
-                    batch = await consumer.getmany(timeout_ms=500)
-                    for tp, records in batch.items():
-                        for r in records:
-                            if r.offset < end[tp]:
-                                out.append(
-                                    Message(
-                                        topic=topic,
-                                        partition=r.partition,
-                                        offset=r.offset,
-                                        key=r.key.decode() if r.key is not None else None,
-                                        value=orjson.loads(r.value) if r.value is not None else None,
-                                        headers={k: v.decode() for k, v in r.headers},
-                                    )
-                                )
+            out = await _read_to_end(consumer, topic, name)
             if len(out) >= min_count or loop.time() > deadline:
                 return out
             await asyncio.sleep(0.2)
     finally:
         await consumer.stop()
+
+
+async def _read_to_end(consumer: AIOKafkaConsumer, topic: str, name: str) -> list[Message]:
+    cluster = await consumer._client.fetch_all_metadata()  # the topic may be new
+    tps = [TopicPartition(name, p) for p in sorted(cluster.partitions_for_topic(name) or set())]
+    if not tps:
+        return []
+    end = await consumer.end_offsets(tps)
+    begin = await consumer.beginning_offsets(tps)
+    remaining = {tp for tp in tps if end[tp] > begin[tp]}
+    if not remaining:
+        return []
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    out: list[Message] = []
+    while remaining:
+        batch = await consumer.getmany(*remaining, timeout_ms=500)
+        for tp, records in batch.items():
+            out.extend(_message(topic, r) for r in records if r.offset < end[tp])
+        for tp in list(remaining):
+            if await consumer.position(tp) >= end[tp]:
+                remaining.discard(tp)
+    out.sort(key=lambda m: (m.partition, m.offset))
+    return out
+
+
+def _message(topic: str, r: Any) -> Message:
+    return Message(
+        topic=topic,
+        partition=r.partition,
+        offset=r.offset,
+        key=r.key.decode() if r.key is not None else None,
+        value=orjson.loads(r.value) if r.value is not None else None,
+        headers={k: v.decode() for k, v in r.headers},
+    )
 
 
 def env_with(base: Mapping[str, str], **extra: str) -> dict[str, str]:
