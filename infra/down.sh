@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Stop whatever the project's scripts started (pid files under .run/); data stays for next time.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bash "$INFRA/smtp.sh" stop
+bash "$INFRA/postgres.sh" stop
+bash "$INFRA/kafka.sh" stop

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster made with Debian's binaries, under .run/postgres, on 127.0.0.1.
+#   bash infra/postgres.sh start|stop|status
+# initdb refuses root, so the cluster belongs to the unprivileged `postgres` user.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PORT="${PGPORT:-15432}"
+DIR="$RUN/postgres"
+DATA="$DIR/data"
+
+bindir() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ -z "$dir" ]; then
+    log "installing PostgreSQL from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    dir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  fi
+  echo "$dir"
+}
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+ready() {
+  "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"
+}
+
+start() {
+  BIN=$(bindir)
+  if [ -f "$DATA/postmaster.pid" ] && ready; then
+    log "postgres already running on 127.0.0.1:$PORT"
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+  fi
+  mkdir -p "$DIR"
+  [ "$(id -u)" = 0 ] && chown postgres: "$DIR"
+  if [ ! -f "$DATA/PG_VERSION" ]; then
+    local pwfile="$DIR/.pw"
+    echo postgres > "$pwfile"
+    [ "$(id -u)" = 0 ] && chown postgres: "$pwfile"
+    as_owner "$BIN/initdb" -D "$DATA" -U postgres --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 \
+      -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log"
+    rm -f "$pwfile"
+    cat >> "$DATA/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PORT
+unix_socket_directories = '$DIR'
+max_connections = 300
+shared_buffers = 256MB
+logging_collector = off
+CONF
+  fi
+  as_owner "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 start >/dev/null
+  wait_for 60 "postgres" ready
+  if ! PGPASSWORD=postgres psql -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -tAc \
+      "SELECT 1 FROM pg_database WHERE datname = 'app'" | grep -q 1; then
+    PGPASSWORD=postgres psql -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -qc "CREATE DATABASE app"
+  fi
+  log "postgres running on 127.0.0.1:$PORT (database app, user postgres)"
+}
+
+stop() {
+  BIN=$(bindir)
+  if [ -f "$DATA/postmaster.pid" ]; then
+    as_owner "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  log "postgres stopped"
+}
+
+status() {
+  BIN=$(bindir)
+  [ -f "$DATA/postmaster.pid" ] && ready
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
