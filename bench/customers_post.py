@@ -101,16 +101,21 @@ async def main() -> None:
                     pass
                 await asyncio.sleep(0.2)
         await load(f"http://127.0.0.1:{port}/customers", 2, args.concurrency)  # warm up
-        done, errors, latencies = await load(f"http://127.0.0.1:{port}/customers", args.seconds, args.concurrency)
+        done, errors, latencies = await load(
+            f"http://127.0.0.1:{port}/customers", args.seconds, args.concurrency
+        )
     finally:
         service.terminate()
         service.wait(10)
     latencies.sort()
-    print(f"POST /customers, concurrency {args.concurrency}, {args.seconds:.0f} s, events delivered before each answer")
-    print(f"  {done / args.seconds:,.0f} requests/s ({done} created, {errors} errors)")
-    print(f"  latency p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms")
-    print(f"pgbench, one INSERT per transaction, {args.concurrency} clients: {pgbench(env['DATABASE_URL'], 10, args.concurrency)}")
-
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000
+    rate = done / args.seconds
+    print(f"POST /customers, concurrency {args.concurrency}, {args.seconds:.0f} s")
+    print(f"  {rate:,.0f} requests/s ({done} created, {errors} errors)")
+    print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    tps = pgbench(env["DATABASE_URL"], 10, args.concurrency)
+    print(f"pgbench, one INSERT per transaction, {args.concurrency} clients: {tps}")
 
 if __name__ == "__main__":
     asyncio.run(main())

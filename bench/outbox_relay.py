@@ -60,13 +60,18 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=1000)
     args = parser.parse_args()
-    env = {**start_infra(), **{k: v for k, v in os.environ.items() if k in ("BOOTSTRAP_SERVERS", "DATABASE_URL")}}
+    env = {
+        **start_infra(),
+        **{k: v for k, v in os.environ.items() if k in ("BOOTSTRAP_SERVERS", "DATABASE_URL")},
+    }
     run = uuid.uuid4().hex[:8]
     env |= {"DATABASE_SCHEMA": f"bench_{run}", "KAFKA_TOPIC_PREFIX": f"bench{run}."}
     kafka = KafkaSettings.from_env(env, client_id="bench")
     db = DatabaseSettings.from_env(env, schema="unused")
     events = make_events(args.events, args.keys)
-    await ensure_topics(kafka, [TopicSpec("bench_things", partitions=3), TopicSpec("bench_raw", partitions=3)])
+    await ensure_topics(
+        kafka, [TopicSpec("bench_things", partitions=3), TopicSpec("bench_raw", partitions=3)]
+    )
 
     raw_seconds = await raw_produce(kafka, events, kafka.topic("bench_raw"))
 

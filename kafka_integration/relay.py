@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -42,6 +42,7 @@ class OutboxRelay:
         batch_size: int = 2000,
         idle_poll_seconds: float = 1.0,
         max_backoff_seconds: float = 5.0,
+        on_published: Callable[[int], object] | None = None,
     ) -> None:
         self._kafka = kafka
         self._db = db
@@ -49,6 +50,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_poll = idle_poll_seconds
         self._max_backoff = max_backoff_seconds
+        self._on_published = on_published
         self._wake = asyncio.Event()
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -184,6 +186,8 @@ class OutboxRelay:
             )
         self._resolve(ids)
         self.published += len(ids)
+        if self._on_published is not None:
+            self._on_published(len(ids))
         return len(ids)
 
     async def _send_all(self, rows: list[asyncpg.Record]) -> None:

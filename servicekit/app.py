@@ -28,6 +28,7 @@ from servicekit.http import (
     json_response,
     request_id_middleware,
 )
+from servicekit.metrics import METRICS, ServiceMetrics, metrics_middleware, metrics_text
 from servicekit.openapi import Operation, document
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def service_app(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[
             request_id_middleware,
+            metrics_middleware,
             error_middleware,
             *middlewares,
             deliver_messages(http.delivery_timeout),
@@ -94,7 +96,12 @@ def service_app(
 
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(kafka_topics)
-    app.cleanup_ctx.append(relay_context(lambda app: OutboxRelay(kafka, db, app[DB_POOL])))
+    metrics = app[METRICS] = ServiceMetrics(title)
+    app.cleanup_ctx.append(
+        relay_context(
+            lambda app: OutboxRelay(kafka, db, app[DB_POOL], on_published=metrics.events_published.inc)
+        )
+    )
 
     spec = document(title, [*_COMMON_OPERATIONS, *operations])
 
@@ -114,7 +121,12 @@ def service_app(
     async def openapi(request: web.Request) -> web.Response:
         return json_response(spec)
 
+    async def prometheus(request: web.Request) -> web.Response:
+        metrics.outbox_backlog.set(await request.app[RELAY].backlog())
+        return metrics_text(metrics)
+
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", prometheus)
     app.router.add_get("/openapi.json", openapi)
     app.add_routes(routes)
     return app
@@ -123,6 +135,7 @@ def service_app(
 _COMMON_OPERATIONS = [
     Operation("GET", "/health", "liveness, database and outbox backlog", public=True),
     Operation("GET", "/openapi.json", "this document", public=True),
+    Operation("GET", "/metrics", "Prometheus metrics", public=True),
 ]
 
 

@@ -109,3 +109,14 @@ async def test_health_and_openapi_need_no_token(customers_client: TestClient[Any
     assert spec["openapi"].startswith("3.")
     assert {"post", "get"} <= set(spec["paths"]["/organizations"])
     assert "CustomerBody" in spec["components"]["schemas"]
+
+
+async def test_metrics_count_requests_and_published_events(customers_client: TestClient[Any, Any]) -> None:
+    assert (await customers_client.post("/organizations", json={"organization": {"name": "M"}})).status == 201
+    assert (await customers_client.post("/organizations", json={"organization": {}})).status == 422
+    text = await (await customers_client.get("/metrics")).text()
+    for status in ("201", "422"):
+        labels = f'method="POST",route="/organizations",service="customers",status="{status}"'
+        assert f"http_requests_handled_total{{{labels}}} 1.0" in text
+    assert 'events_published_total{service="customers"} 1.0' in text
+    assert 'outbox_backlog{service="customers"} 0.0' in text

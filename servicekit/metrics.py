@@ -1,0 +1,72 @@
+"""Prometheus metrics of a service (prometheus-client), one registry per application."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from servicekit.http import Handler
+
+
+class ServiceMetrics:
+    """Requests, events published, outbox backlog; workers add their own on `registry`."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = {"service": service}
+        self._requests = Counter(
+            "http_requests_handled",
+            "HTTP requests answered",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "http_request_seconds", "time to answer", ["service", "route"], registry=self.registry
+        )
+        self.events_published = Counter(
+            "events_published",
+            "events published to Kafka by the outbox relay",
+            ["service"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.outbox_backlog = Gauge(
+            "outbox_backlog", "events committed but not yet in Kafka", ["service"], registry=self.registry
+        ).labels(**labels)
+        self._service = service
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._requests.labels(self._service, method, route, str(status)).inc()
+        self._latency.labels(self._service, route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+METRICS = web.AppKey("servicekit.metrics", ServiceMetrics)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[METRICS].observe(request.method, route, status, time.perf_counter() - started)
+
+
+def metrics_text(metrics: ServiceMetrics) -> web.Response:
+    return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
