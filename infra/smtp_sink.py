@@ -27,7 +27,7 @@ class SaveToFolder:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         head = [f"X-Envelope-From: {envelope.mail_from}"]
         head += [f"X-Envelope-To: {rcpt}" for rcpt in envelope.rcpt_tos]
         content = envelope.original_content or b""
@@ -39,7 +39,9 @@ class SaveToFolder:
         return "250 Message accepted for delivery"
 
 
-def accept_any(server: Any, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
+def accept_any(
+    server: Any, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
     return AuthResult(success=True)
 
 

@@ -1,0 +1,69 @@
+"""The project's infrastructure scripts: idempotent, loopback only, and a sink a test can read."""
+
+from __future__ import annotations
+
+import email
+import smtplib
+import subprocess
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+
+def _listening_addresses(port: int) -> set[str]:
+    out = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    hosts = {line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
+    return {h.removeprefix("[::ffff:").removesuffix("]") for h in hosts}  # Java's IPv4-mapped form
+
+
+def test_a_second_start_finds_the_running_pieces(infra: dict[str, str]) -> None:
+    if infra.get("LOCAL_KAFKA") != "1":
+        pytest.skip("infrastructure is configured from outside")
+    pid = (ROOT / ".run" / "kafka" / "pid").read_text()
+    again = subprocess.run(["bash", "infra/up.sh"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "kafka already running" in again.stderr
+    assert (ROOT / ".run" / "kafka" / "pid").read_text() == pid
+
+
+@pytest.mark.parametrize("variable", ["BOOTSTRAP_SERVERS", "DATABASE_URL", "SMTP_HOST"])
+def test_servers_listen_on_loopback_only(infra: dict[str, str], variable: str) -> None:
+    flag = {"BOOTSTRAP_SERVERS": "LOCAL_KAFKA", "DATABASE_URL": "LOCAL_POSTGRES", "SMTP_HOST": "LOCAL_SMTP"}[
+        variable
+    ]
+    if infra.get(flag) != "1":
+        pytest.skip("configured from outside")
+    port = {
+        "BOOTSTRAP_SERVERS": infra["BOOTSTRAP_SERVERS"].rsplit(":", 1)[1],
+        "DATABASE_URL": infra["DATABASE_URL"].rsplit(":", 1)[1].split("/")[0],
+        "SMTP_HOST": infra["SMTP_PORT"],
+    }[variable]
+    assert _listening_addresses(int(port)) == {"127.0.0.1"}
+
+
+def test_the_smtp_sink_keeps_each_message_as_an_eml_file(infra: dict[str, str]) -> None:
+    if infra.get("LOCAL_SMTP") != "1":
+        pytest.skip("configured from outside")
+    folder = Path(infra["SMTP_SINK_DIR"])
+    before = set(folder.glob("*.eml"))
+    msg = EmailMessage()
+    msg["From"] = "tests@example.com"
+    msg["To"] = "someone@example.com"
+    msg["Subject"] = "sink check"
+    msg.set_content("hello sink")
+    with smtplib.SMTP("127.0.0.1", int(infra["SMTP_PORT"])) as smtp:
+        smtp.login("any-user", "any-password")
+        smtp.send_message(msg)
+    deadline = time.monotonic() + 5
+    while not (new := set(folder.glob("*.eml")) - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (path,) = new
+    parsed = email.message_from_bytes(path.read_bytes())
+    assert parsed["Subject"] == "sink check"
+    assert parsed["X-Envelope-To"] == "someone@example.com"
+    assert parsed.get_payload().strip() == "hello sink"
