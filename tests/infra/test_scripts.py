@@ -67,3 +67,22 @@ def test_the_smtp_sink_keeps_each_message_as_an_eml_file(infra: dict[str, str]) 
     assert parsed["Subject"] == "sink check"
     assert parsed["X-Envelope-To"] == "someone@example.com"
     assert parsed.get_payload().strip() == "hello sink"
+
+
+def test_the_sink_keeps_one_copy_per_message_id_and_logs_the_rest(infra: dict[str, str]) -> None:
+    if infra.get("LOCAL_SMTP") != "1":
+        pytest.skip("configured from outside")
+    folder = Path(infra["SMTP_SINK_DIR"])
+    message_id = f"<dedupe-{time.time_ns()}@tests>"
+    msg = EmailMessage()
+    msg["From"] = "tests@example.com"
+    msg["To"] = "someone@example.com"
+    msg["Subject"] = "twice"
+    msg["Message-ID"] = message_id
+    msg.set_content("same message twice")
+    for _ in range(2):
+        with smtplib.SMTP("127.0.0.1", int(infra["SMTP_PORT"])) as smtp:
+            smtp.send_message(msg)
+    stored = [p for p in folder.glob("*.eml") if message_id in p.read_text()]
+    assert len(stored) == 1
+    assert message_id in (folder / "duplicates.log").read_text()

@@ -1,0 +1,103 @@
+"""All the notifications service's SQL: the record of every notification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Source:
+    """The Kafka record a notification answers; a notification is unique per source and template."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+async def claim(
+    pool: asyncpg.Pool,
+    source: Source,
+    *,
+    template: str,
+    recipient: str,
+    organization_id: int | None,
+    tenant: str,
+    message_id: str,
+    args: dict[str, Any],
+) -> Row:
+    """The notification row of this source, created if new. Its status tells what is left to do."""
+    row = await pool.fetchrow(
+        """
+        INSERT INTO email_notifications
+            (source_topic, source_partition, source_offset, template, recipient, organization_id,
+             tenant, message_id, args)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (source_topic, source_partition, source_offset, template) DO NOTHING
+        RETURNING *
+        """,
+        source.topic,
+        source.partition,
+        source.offset,
+        template,
+        recipient,
+        organization_id,
+        tenant,
+        message_id,
+        args,
+    )
+    if row is None:
+        row = await pool.fetchrow(
+            """
+            SELECT * FROM email_notifications
+            WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3 AND template = $4
+            """,
+            source.topic,
+            source.partition,
+            source.offset,
+            template,
+        )
+    return dict(row)
+
+
+async def mark_sending(pool: asyncpg.Pool, notification_id: int) -> None:
+    await pool.execute(
+        "UPDATE email_notifications SET status = 'sending', attempts = attempts + 1 WHERE id = $1",
+        notification_id,
+    )
+
+
+async def mark_sent(pool: asyncpg.Pool, notification_id: int) -> None:
+    await pool.execute(
+        "UPDATE email_notifications SET status = 'sent', sent_at = now(), error = NULL WHERE id = $1",
+        notification_id,
+    )
+
+
+async def mark_failed(pool: asyncpg.Pool, notification_id: int, error: str) -> None:
+    await pool.execute(
+        "UPDATE email_notifications SET status = 'failed', error = $2 WHERE id = $1", notification_id, error
+    )
+
+
+async def list_notifications(pool: asyncpg.Pool, after: int, limit: int, status: str | None) -> list[Row]:
+    rows = await pool.fetch(
+        """
+        SELECT * FROM email_notifications
+        WHERE id > $1 AND ($3::text IS NULL OR status = $3)
+        ORDER BY id LIMIT $2
+        """,
+        after,
+        limit,
+        status,
+    )
+    return [dict(r) for r in rows]
+
+
+async def get_notification(pool: asyncpg.Pool, notification_id: int) -> Row | None:
+    row = await pool.fetchrow("SELECT * FROM email_notifications WHERE id = $1", notification_id)
+    return dict(row) if row is not None else None

@@ -1,0 +1,69 @@
+"""Sending email with aiosmtplib to any SMTP server (Postmark's SMTP included)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import aiosmtplib
+
+from servicekit.config import Secret, env_bool, env_float, env_int, env_str
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS (implicit TLS, port 465),
+    SMTP_STARTTLS (upgrade, port 587; Postmark), MAIL_FROM."""
+
+    host: str = "127.0.0.1"
+    port: int = 11025
+    username: str = ""
+    password: Secret = Secret("")
+    use_tls: bool = False
+    start_tls: bool = False
+    timeout: float = 10.0
+    sender: str = "notifications@example.com"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SmtpSettings:
+        return cls(
+            host=env_str(environ, "SMTP_HOST", "127.0.0.1"),
+            port=env_int(environ, "SMTP_PORT", 11025),
+            username=env_str(environ, "SMTP_USERNAME"),
+            password=Secret(env_str(environ, "SMTP_PASSWORD")),
+            use_tls=env_bool(environ, "SMTP_TLS", False),
+            start_tls=env_bool(environ, "SMTP_STARTTLS", False),
+            timeout=env_float(environ, "SMTP_TIMEOUT", 10.0),
+            sender=env_str(environ, "MAIL_FROM", "notifications@example.com"),
+        )
+
+
+def compose(
+    settings: SmtpSettings, *, to: str, subject: str, text: str, html: str, message_id: str
+) -> EmailMessage:
+    """A multipart/alternative message (text and HTML) with the given, stable Message-ID."""
+    message = EmailMessage()
+    message["From"] = settings.sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = message_id
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+async def send(settings: SmtpSettings, message: EmailMessage) -> None:
+    """Deliver one message; raises aiosmtplib.SMTPException (or OSError) when the server refuses."""
+    await aiosmtplib.send(
+        message,
+        hostname=settings.host,
+        port=settings.port,
+        username=settings.username or None,
+        password=settings.password.reveal() or None,
+        use_tls=settings.use_tls,
+        start_tls=settings.start_tls if settings.start_tls else False,
+        timeout=settings.timeout,
+    )

@@ -1,0 +1,89 @@
+"""Turning records into emails, each once per source record.
+
+How "once" is kept: the notification row (unique per source topic/partition/offset and template)
+is committed before the SMTP call, marked `sending` while it runs and `sent` after the server's
+250. A record seen again (a redelivery after a crash) whose row is `sent` or `failed` sends
+nothing. A row left `created`/`sending` by a crash is sent again with the same Message-ID: the
+only case that can reach the server twice is a crash in the instant between the server accepting
+the message and the `sent` mark; the stable Message-ID lets the receiving side drop that copy
+(mailbox stores such as Gmail do; the project's sink does). That last step is left to the SMTP side.
+SMTP refusals (5xx) are recorded as `failed` with the error; an unreachable server raises, so
+the caller retries later without losing the record.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiosmtplib
+import asyncpg
+
+from notifications import db, mailer, templates
+from notifications.db import Source
+from notifications.mailer import SmtpSettings
+
+log = logging.getLogger(__name__)
+
+
+class SmtpUnavailable(Exception):
+    """The SMTP server could not be reached; the notification stays pending and is retried."""
+
+
+@dataclass
+class Notifier:
+    pool: asyncpg.Pool
+    smtp: SmtpSettings
+    tenant: str = "default"
+    domain: str = "notifications.local"
+    sent: int = 0
+    failed: int = 0
+
+    async def notify(
+        self,
+        source: Source,
+        *,
+        template: str,
+        to: str,
+        organization_id: int | None,
+        values: dict[str, Any],
+        message_key: str,
+    ) -> str:
+        """Send `template` to `to` once for this source; returns the final status."""
+        message_id = f"<{message_key}.{self.tenant}@{self.domain}>"
+        row = await db.claim(
+            self.pool,
+            source,
+            template=template,
+            recipient=to,
+            organization_id=organization_id,
+            tenant=self.tenant,
+            message_id=message_id,
+            args=values,
+        )
+        if row["status"] in ("sent", "failed"):
+            return str(row["status"])
+        chosen = await templates.find(self.pool, template, self.tenant, organization_id)
+        subject, text, html = chosen.render(values)
+        message = mailer.compose(
+            self.smtp, to=to, subject=subject, text=text, html=html, message_id=message_id
+        )
+        await db.mark_sending(self.pool, row["id"])
+        try:
+            await mailer.send(self.smtp, message)
+        except (
+            aiosmtplib.SMTPConnectError,
+            aiosmtplib.SMTPServerDisconnected,
+            aiosmtplib.SMTPTimeoutError,
+            OSError,
+        ) as exc:
+            raise SmtpUnavailable(str(exc)) from exc
+        except aiosmtplib.SMTPException as exc:
+            await db.mark_failed(self.pool, row["id"], f"{type(exc).__name__}: {exc}")
+            self.failed += 1
+            log.warning("notification %s to %s refused: %s", row["id"], to, exc)
+            return "failed"
+        await db.mark_sent(self.pool, row["id"])
+        self.sent += 1
+        return "sent"
