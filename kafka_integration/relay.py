@@ -11,6 +11,7 @@ retried with a fresh producer after a backoff, so an outage only delays events.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ from servicekit.db import DatabaseSettings, connect
 log = logging.getLogger(__name__)
 
 _NOTIFY_IDS_PER_MESSAGE = 500  # NOTIFY payloads must stay under 8000 bytes
+_RECENT_IDS = 100_000  # published ids remembered for requests that register late
 
 
 class OutboxRelay:
@@ -57,6 +59,11 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self.is_leader = False
         self.published = 0
+        # While leader, ids above `_lead_from` can only be published by this relay, so
+        # wait_delivered can answer from `_recent` without asking the database.
+        self._lead_from: int | None = None
+        self._recent: set[int] = set()
+        self._recent_order: collections.deque[int] = collections.deque()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._db.schema}")
@@ -95,11 +102,15 @@ class OutboxRelay:
         self.kick()
         try:
             # Published before we registered? Then the rows are gone already.
-            async with self._pool.acquire() as conn:
-                rows = await conn.fetch(
-                    "SELECT id FROM kafka_outbox WHERE id = ANY($1::bigint[])", list(wanted)
-                )
-            self._resolve(wanted - {r["id"] for r in rows})
+            lead_from = self._lead_from if self.is_leader else None
+            if lead_from is not None and min(wanted) > lead_from:
+                self._resolve(wanted & self._recent)
+            else:
+                async with self._pool.acquire() as conn:
+                    rows = await conn.fetch(
+                        "SELECT id FROM kafka_outbox WHERE id = ANY($1::bigint[])", list(wanted)
+                    )
+                self._resolve(wanted - {r["id"] for r in rows})
             try:
                 await asyncio.wait_for(asyncio.gather(*futures.values()), timeout)
             except TimeoutError:
@@ -114,6 +125,12 @@ class OutboxRelay:
             future = self._waiters.get(i)
             if future is not None and not future.done():
                 future.set_result(None)
+
+    def _remember(self, ids: list[int]) -> None:
+        self._recent.update(ids)
+        self._recent_order.extend(ids)
+        while len(self._recent_order) > _RECENT_IDS:
+            self._recent.discard(self._recent_order.popleft())
 
     def _on_wake(self, *_: object) -> None:
         self._wake.set()
@@ -140,6 +157,10 @@ class OutboxRelay:
                     "SELECT pg_try_advisory_lock(hashtext($1))", f"kafka_outbox:{schema}"
                 ):
                     await self._wait_wake()
+                # Every id allocated before now was published by an earlier leader or is in the table.
+                self._lead_from = await conn.fetchval(
+                    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM kafka_outbox_id_seq"
+                )
                 self.is_leader = True
                 log.info("outbox relay for schema %s is the publisher", schema)
                 backoff = 0.2
@@ -154,6 +175,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, self._max_backoff)
             finally:
                 self.is_leader = False
+                self._lead_from = None
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=2))
@@ -184,6 +206,7 @@ class OutboxRelay:
             await conn.execute(
                 "SELECT pg_notify($1, $2)", done_channel(self._db.schema), ",".join(map(str, chunk))
             )
+        self._remember(ids)
         self._resolve(ids)
         self.published += len(ids)
         if self._on_published is not None:
