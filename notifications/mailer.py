@@ -15,7 +15,8 @@ from servicekit.config import Secret, env_bool, env_float, env_int, env_str
 @dataclass(frozen=True)
 class SmtpSettings:
     """SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS (implicit TLS, port 465),
-    SMTP_STARTTLS (upgrade, port 587; Postmark), MAIL_FROM."""
+    SMTP_STARTTLS (upgrade, port 587; Postmark), MAIL_FROM, MESSAGE_ID_DOMAIN (the right-hand side
+    of the stable Message-IDs: one per deployment, so two deployments never share an id)."""
 
     host: str = "127.0.0.1"
     port: int = 11025
@@ -25,6 +26,7 @@ class SmtpSettings:
     start_tls: bool = False
     timeout: float = 10.0
     sender: str = "notifications@example.com"
+    message_id_domain: str = "notifications.local"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SmtpSettings:
@@ -37,6 +39,7 @@ class SmtpSettings:
             start_tls=env_bool(environ, "SMTP_STARTTLS", False),
             timeout=env_float(environ, "SMTP_TIMEOUT", 10.0),
             sender=env_str(environ, "MAIL_FROM", "notifications@example.com"),
+            message_id_domain=env_str(environ, "MESSAGE_ID_DOMAIN", "notifications.local"),
         )
 
 

@@ -36,7 +36,6 @@ class Notifier:
     pool: asyncpg.Pool
     smtp: SmtpSettings
     tenant: str = "default"
-    domain: str = "notifications.local"
     sent: int = 0
     failed: int = 0
 
@@ -51,7 +50,8 @@ class Notifier:
         message_key: str,
     ) -> str:
         """Send `template` to `to` once for this source; returns the final status."""
-        message_id = f"<{message_key}.{self.tenant}@{self.domain}>"
+        message_id = f"<{message_key}.{self.tenant}@{self.smtp.message_id_domain}>"
+        chosen = await templates.find(self.pool, template, self.tenant, organization_id)
         row = await db.claim(
             self.pool,
             source,
@@ -64,7 +64,6 @@ class Notifier:
         )
         if row["status"] in ("sent", "failed"):
             return str(row["status"])
-        chosen = await templates.find(self.pool, template, self.tenant, organization_id)
         subject, text, html = chosen.render(values)
         message = mailer.compose(
             self.smtp, to=to, subject=subject, text=text, html=html, message_id=message_id

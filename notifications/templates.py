@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from string import Template as _Template
@@ -43,6 +44,8 @@ def candidates(code: str, tenant: str, organization_id: int | None) -> list[str]
 
 
 def builtin(code: str) -> Template | None:
+    if not re.fullmatch(r"[a-z0-9_]+", code):
+        return None
     entry = resources.files("notifications") / "templates" / f"{code}.json"
     if not entry.is_file():
         return None
@@ -58,6 +61,17 @@ async def find(pool: asyncpg.Pool, code: str, tenant: str, organization_id: int 
         if key in by_code:
             r = by_code[key]
             return Template(r["code"], r["subject"], r["text_body"], r["html_body"])
+    found = builtin(code)
+    if found is None:
+        raise NotFound(f"no template with code {code!r}")
+    return found
+
+
+async def get(pool: asyncpg.Pool, code: str) -> Template:
+    """The template stored under exactly this code, or the built-in one."""
+    r = await pool.fetchrow("SELECT * FROM templates WHERE code = $1", code)
+    if r is not None:
+        return Template(r["code"], r["subject"], r["text_body"], r["html_body"])
     found = builtin(code)
     if found is None:
         raise NotFound(f"no template with code {code!r}")

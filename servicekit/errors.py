@@ -96,3 +96,10 @@ class ValidationFailed(ServiceError):
     @classmethod
     def one(cls, field: str, problem: str) -> ValidationFailed:
         return cls(f"{field}: {problem}", [FieldProblem(field, problem)])
+
+
+class Unavailable(ServiceError):
+    """A server this request needs (SMTP, Kafka) cannot be reached now; try again later."""
+
+    status = 503
+    code = "unavailable"

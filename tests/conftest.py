@@ -28,6 +28,7 @@ async def test_env(infra: dict[str, str]) -> AsyncIterator[dict[str, str]]:
         "DATABASE_SCHEMA": schema,
         "KAFKA_TOPIC_PREFIX": f"{schema}.",
         "EVENT_DELIVERY_TIMEOUT": "5",
+        "MESSAGE_ID_DOMAIN": f"{schema}.test",
     }
     yield env
     conn = await asyncpg.connect(infra["DATABASE_URL"])

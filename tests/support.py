@@ -26,7 +26,8 @@ def start_infra() -> dict[str, str]:
         k: os.environ[k] for k in ("BOOTSTRAP_SERVERS", "DATABASE_URL", "SMTP_HOST") if os.environ.get(k)
     }
     if len(given) == 3:  # everything is configured from outside: start nothing
-        return {**given, "SMTP_PORT": os.environ.get("SMTP_PORT", "25")}
+        extra = {k: os.environ[k] for k in ("SMTP_PORT", "SMTP_SINK_DIR", "LOCAL_KAFKA") if os.environ.get(k)}
+        return {"SMTP_PORT": "25", **given, **extra}
     subprocess.run(["bash", str(ROOT / "infra" / "up.sh")], check=True, cwd=ROOT)
     env: dict[str, str] = {}
     for line in (ROOT / ".run" / "env").read_text().splitlines():
@@ -119,3 +120,27 @@ def local_kafka(env: Mapping[str, str]) -> bool:
 def kafka_script(command: str) -> None:
     """Stop or start the project's own broker (data is kept across a stop)."""
     subprocess.run(["bash", str(ROOT / "infra" / "kafka.sh"), command], check=True, cwd=ROOT)
+
+
+def mails(env: Mapping[str, str], to: str | None = None) -> list[Any]:
+    """Messages in the SMTP sink (oldest first), parsed; optionally only those to `to`."""
+    import email
+    from email import policy
+
+    folder = Path(env["SMTP_SINK_DIR"])
+    out = []
+    for path in sorted(folder.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        if to is None or message["To"] == to:
+            out.append(message)
+    return out
+
+
+async def wait_for_mails(env: Mapping[str, str], to: str, count: int = 1, timeout: float = 30.0) -> list[Any]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        found = await asyncio.to_thread(mails, env, to)
+        if len(found) >= count or loop.time() > deadline:
+            return found
+        await asyncio.sleep(0.2)

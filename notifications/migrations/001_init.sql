@@ -28,3 +28,6 @@ CREATE TABLE templates (
     html_body  text NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Offsets for mails sent through POST /mails (their "source" is the API, not a Kafka record).
+CREATE SEQUENCE direct_mails;

@@ -1,0 +1,54 @@
+"""create_app: the notifications API (port 3003)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from notifications.config import Config
+from notifications.models import MailBody, Notification, TemplateBody
+from notifications.notify import Notifier
+from notifications.views import NOTIFIER, routes
+from servicekit.app import DB_POOL, service_app
+from servicekit.openapi import Operation
+
+OPERATIONS = [
+    Operation("POST", "/mails", "send one email from a template", MailBody, None, 201),
+    Operation(
+        "GET",
+        "/notifications",
+        "notifications sent, with status (?status=&after=&limit=)",
+        None,
+        Notification,
+    ),
+    Operation("GET", "/notifications/{id}", "one notification", None, Notification),
+    Operation("GET", "/templates/{code}", "a template", None, TemplateBody),
+    Operation(
+        "PUT",
+        "/templates/{code}",
+        "store a template or an organization's override",
+        TemplateBody,
+        TemplateBody,
+    ),
+]
+
+
+def create_app(config: Config) -> web.Application:
+    app = service_app(
+        title="notifications",
+        http=config.http,
+        db=config.db,
+        kafka=config.kafka,
+        migrations=["notifications"],
+        topics=[],
+        operations=OPERATIONS,
+        routes=routes,
+    )
+
+    async def notifier(app: web.Application) -> AsyncIterator[None]:
+        app[NOTIFIER] = Notifier(app[DB_POOL], config.smtp, tenant=config.worker.tenant)
+        yield
+
+    app.cleanup_ctx.append(notifier)
+    return app

@@ -1,0 +1,53 @@
+"""The notifications service's settings (API and worker), read from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka_integration import KafkaSettings
+from notifications.mailer import SmtpSettings
+from servicekit.app import HttpSettings
+from servicekit.config import env_float, env_str
+from servicekit.db import DatabaseSettings
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """MATERIALIZER_STATE_DIR (RocksDB state), JOIN_WAIT_SECONDS (how long an invoice waits for
+    its customer or organization before it is dead-lettered), CONSUMER_GROUP, NOTIFICATIONS_TENANT."""
+
+    state_dir: Path
+    join_wait_seconds: float
+    group_id: str
+    tenant: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
+        return cls(
+            state_dir=Path(env_str(environ, "MATERIALIZER_STATE_DIR", ".run/materializer")),
+            join_wait_seconds=env_float(environ, "JOIN_WAIT_SECONDS", 30.0),
+            group_id=env_str(environ, "CONSUMER_GROUP", "notifications"),
+            tenant=env_str(environ, "NOTIFICATIONS_TENANT", "default"),
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    http: HttpSettings
+    db: DatabaseSettings
+    kafka: KafkaSettings
+    smtp: SmtpSettings
+    worker: WorkerSettings
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        return cls(
+            http=HttpSettings.from_env(environ, default_port=3003),
+            db=DatabaseSettings.from_env(environ, schema="notifications"),
+            kafka=KafkaSettings.from_env(environ, client_id="notifications"),
+            smtp=SmtpSettings.from_env(environ),
+            worker=WorkerSettings.from_env(environ),
+        )

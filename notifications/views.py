@@ -1,0 +1,87 @@
+"""HTTP handlers of the notifications API: direct mails, the record of notifications, templates."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from notifications import db, templates
+from notifications.db import Source
+from notifications.models import MailBody, TemplateBody
+from notifications.notify import Notifier, SmtpUnavailable
+from servicekit.app import DB_POOL
+from servicekit.errors import NotFound, Unavailable, ValidationFailed
+from servicekit.http import json_response, page, path_id, read_model
+
+NOTIFIER = web.AppKey("notifications.notifier", Notifier)
+STATUSES = ("created", "sending", "sent", "failed")
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/mails")
+async def send_mail(request: web.Request) -> web.Response:
+    body = await read_model(request, MailBody)
+    offset = await request.app[DB_POOL].fetchval("SELECT nextval('direct_mails')")
+    try:
+        status = await request.app[NOTIFIER].notify(
+            Source("mails", 0, offset),
+            template=body.code,
+            to=body.to,
+            organization_id=body.organization_id,
+            values=dict(body.options),
+            message_key=f"mail-{uuid.uuid4()}",
+        )
+    except NotFound as exc:
+        raise ValidationFailed.one("code", exc.message) from exc
+    except SmtpUnavailable as exc:
+        raise Unavailable(
+            f"the SMTP server cannot be reached ({exc}); the mail is recorded, not sent"
+        ) from exc
+    if status != "sent":
+        raise ValidationFailed.one("to", "the SMTP server refused the message; see GET /notifications")
+    return json_response({"message": "sent", "offset": offset}, status=201)
+
+
+@routes.get("/notifications")
+async def list_notifications(request: web.Request) -> web.Response:
+    after, limit = page(request)
+    status = request.query.get("status")
+    if status is not None and status not in STATUSES:
+        raise ValidationFailed.one("status", f"must be one of {', '.join(STATUSES)}")
+    return json_response(await db.list_notifications(request.app[DB_POOL], after, limit, status))
+
+
+@routes.get("/notifications/{id}")
+async def get_notification(request: web.Request) -> web.Response:
+    row = await db.get_notification(request.app[DB_POOL], path_id(request))
+    if row is None:
+        raise NotFound(f"no notification with id {request.match_info['id']}")
+    return json_response(row)
+
+
+@routes.get("/templates/{code}")
+async def get_template(request: web.Request) -> web.Response:
+    found = await templates.get(request.app[DB_POOL], request.match_info["code"])
+    return json_response(
+        {
+            "code": found.code,
+            "subject": found.subject,
+            "text_body": found.text_body,
+            "html_body": found.html_body,
+        }
+    )
+
+
+@routes.put("/templates/{code}")
+async def put_template(request: web.Request) -> web.Response:
+    """Store a template; an organization's override is `PUT /templates/<tenant>-<org id>-<code>`."""
+    code = request.match_info["code"]
+    if not 0 < len(code) <= 200:
+        raise ValidationFailed.one("code", "must be 1 to 200 characters")
+    body = await read_model(request, TemplateBody)
+    await templates.save(
+        request.app[DB_POOL], templates.Template(code, body.subject, body.text_body, body.html_body)
+    )
+    return json_response({"code": code, **body.model_dump()})
