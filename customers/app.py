@@ -7,10 +7,13 @@ from aiohttp import web
 from customers import events
 from customers.config import Config
 from customers.models import (
+    AssociationMove,
     Customer,
     CustomerBody,
     CustomerUpdateBody,
+    InviteBody,
     Organization,
+    OrganizationAssociation,
     OrganizationBody,
 )
 from customers.views import routes
@@ -28,6 +31,57 @@ OPERATIONS = [
     Operation("GET", "/customers/{id}", "one customer", None, Customer),
     Operation("PUT", "/customers/{id}", "change a customer", CustomerUpdateBody, Customer),
     Operation("DELETE", "/customers/{id}", "delete a customer", None, None, 204),
+    Operation(
+        "POST",
+        "/organizations/{id}/organization_associations",
+        "invite a customer (pending)",
+        InviteBody,
+        OrganizationAssociation,
+        201,
+    ),
+    Operation(
+        "GET",
+        "/organizations/{id}/organization_associations",
+        "list invitations",
+        None,
+        OrganizationAssociation,
+    ),
+    Operation(
+        "GET",
+        "/organizations/{id}/organization_associations/{association_id}",
+        "one invitation",
+        None,
+        OrganizationAssociation,
+    ),
+    Operation(
+        "PATCH",
+        "/organizations/{id}/organization_associations/{association_id}",
+        "accept (state ready) or reject (state rejected) a pending invitation",
+        AssociationMove,
+        OrganizationAssociation,
+    ),
+    Operation(
+        "POST",
+        "/organizations/{id}/organization_associations/{association_id}/accept",
+        "pending -> ready",
+        None,
+        OrganizationAssociation,
+    ),
+    Operation(
+        "POST",
+        "/organizations/{id}/organization_associations/{association_id}/reject",
+        "pending -> rejected",
+        None,
+        OrganizationAssociation,
+    ),
+    Operation(
+        "DELETE",
+        "/organizations/{id}/organization_associations/{association_id}",
+        "delete an invitation",
+        None,
+        None,
+        204,
+    ),
 ]
 
 
@@ -41,4 +95,5 @@ def create_app(config: Config) -> web.Application:
         topics=events.TOPICS,
         operations=OPERATIONS,
         routes=routes,
+        auth=config.auth,
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from kafka_integration import KafkaSettings
 from servicekit.app import HttpSettings
+from servicekit.auth import AuthSettings
 from servicekit.db import DatabaseSettings
 
 
@@ -16,6 +17,7 @@ class Config:
     http: HttpSettings
     db: DatabaseSettings
     kafka: KafkaSettings
+    auth: AuthSettings
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -23,4 +25,5 @@ class Config:
             http=HttpSettings.from_env(environ, default_port=3001),
             db=DatabaseSettings.from_env(environ, schema="customers"),
             kafka=KafkaSettings.from_env(environ, client_id="customers"),
+            auth=AuthSettings.from_env(environ),
         )

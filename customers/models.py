@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, model_validator
+from typing import Literal
+
+from pydantic import BaseModel, PositiveInt, model_validator
 
 from servicekit.fields import STRICT, Email, Text
 
@@ -51,6 +53,25 @@ class CustomerUpdateBody(BaseModel):
     customer: CustomerChanges
 
 
+class InviteFields(BaseModel):
+    model_config = STRICT
+    customer_id: PositiveInt
+
+
+class InviteBody(BaseModel):
+    """`{"invite": {"customer_id": 10}}` (the seed's organization_associations params)"""
+
+    model_config = STRICT
+    invite: InviteFields
+
+
+class AssociationMove(BaseModel):
+    """`{"state": "ready"}` accepts a pending invitation, `{"state": "rejected"}` rejects it."""
+
+    model_config = STRICT
+    state: Literal["ready", "rejected"]
+
+
 class Organization(BaseModel):
     id: int
     name: str
@@ -63,5 +84,14 @@ class Customer(BaseModel):
     name: str
     last_name: str
     email: str
+    created_at: str
+    updated_at: str
+
+
+class OrganizationAssociation(BaseModel):
+    id: int
+    organization_id: int
+    customer_id: int
+    state: Literal["pending", "ready", "rejected"]
     created_at: str
     updated_at: str

@@ -5,6 +5,7 @@
   (the `Eventeable` concern); they are stored in the outbox table and published after commit.
 - `OutboxRelay`: publishes the outbox in order with an idempotent producer, survives outages.
 - `deliver_messages(timeout)`: the middleware that waits for a request's events before answering.
+- `TopicView`: a small compacted topic read whole into memory (what a service knows of others).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kafka_integration.outbox import UnitOfWork, collect_pending, unit_of_work, 
 from kafka_integration.producer import Producer, new_producer
 from kafka_integration.relay import OutboxRelay
 from kafka_integration.topics import TopicSpec, ensure_topics
+from kafka_integration.view import TopicView
 
 __all__ = [
     "RELAY",
@@ -28,6 +30,7 @@ __all__ = [
     "OutboxRelay",
     "Producer",
     "TopicSpec",
+    "TopicView",
     "UnitOfWork",
     "collect_pending",
     "deliver_messages",

@@ -20,6 +20,7 @@ from kafka_integration import (
     ensure_topics,
     relay_context,
 )
+from servicekit.auth import REVOCATIONS_TOPIC, AuthSettings, auth_middleware, revocations_context
 from servicekit.config import env_float, env_int, env_str
 from servicekit.db import DatabaseSettings, migrate, open_pool
 from servicekit.http import (
@@ -63,15 +64,22 @@ def service_app(
     topics: Iterable[TopicSpec],
     operations: Sequence[Operation],
     routes: web.RouteTableDef,
+    auth: AuthSettings | None,
     middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
+    """The service's application. With `auth`, every route but /health, /metrics and
+    /openapi.json (and handlers marked `@public`) needs a valid, unrevoked token."""
     topic_specs = list(topics)
+    checks = [auth_middleware(auth)] if auth is not None else []
+    if auth is not None:
+        topic_specs.append(REVOCATIONS_TOPIC)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[
             request_id_middleware,
             metrics_middleware,
             error_middleware,
+            *checks,
             *middlewares,
             deliver_messages(http.delivery_timeout),
         ],
@@ -96,6 +104,8 @@ def service_app(
 
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(kafka_topics)
+    if auth is not None:
+        app.cleanup_ctx.append(revocations_context(kafka))
     metrics = app[METRICS] = ServiceMetrics(title)
     app.cleanup_ctx.append(
         relay_context(

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from kafka_integration import KafkaSettings
-from tests.support import start_infra, unique
+from tests.support import Tokens, start_infra, unique, write_signing_keys
 
 
 @pytest.fixture(scope="session")
@@ -19,12 +19,23 @@ def infra() -> dict[str, str]:
     return start_infra()
 
 
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return write_signing_keys(tmp_path_factory.mktemp("jwt"))
+
+
 @pytest.fixture
-async def test_env(infra: dict[str, str]) -> AsyncIterator[dict[str, str]]:
+def tokens(signing_keys: dict[str, str]) -> Tokens:
+    return Tokens(signing_keys["JWT_PRIVATE_KEY_FILE"])
+
+
+@pytest.fixture
+async def test_env(infra: dict[str, str], signing_keys: dict[str, str]) -> AsyncIterator[dict[str, str]]:
     """Variables for one test: its own database schema and its own topic prefix."""
     schema = unique("t_")
     env = {
         **infra,
+        **signing_keys,
         "DATABASE_SCHEMA": schema,
         "KAFKA_TOPIC_PREFIX": f"{schema}.",
         "EVENT_DELIVERY_TIMEOUT": "5",
@@ -45,11 +56,13 @@ def kafka(test_env: dict[str, str]) -> KafkaSettings:
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[[web.Application], Any]]:
-    """Start an application on a real port; returns a client. Stopped at the end of the test."""
+    """Start an application on a real port; returns a client (sending `token`, when given, as
+    its bearer token). Stopped at the end of the test."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def start(app: web.Application) -> TestClient[Any, Any]:
-        client = TestClient(TestServer(app, host="127.0.0.1"))
+    async def start(app: web.Application, token: str | None = None) -> TestClient[Any, Any]:
+        headers = Tokens.header(token) if token else None
+        client = TestClient(TestServer(app, host="127.0.0.1"), headers=headers)
         await client.start_server()
         clients.append(client)
         return client

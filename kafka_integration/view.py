@@ -1,0 +1,156 @@
+"""A small compacted topic read whole into memory: the latest value per key.
+
+Services use it for the little they must know of other services' data without calling them:
+the token revocations (every service) and the organizations and customers that exist (orders).
+It reads every partition from the beginning with no consumer group, so each process has the
+whole view. Kafka may be down when the service starts: the view keeps trying in the background
+and `caught_up()` tells whether it has read to the end the broker reports now.
+
+For large tables with joins and durable state, use `materializer/` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from kafka_integration.config import KafkaSettings
+from kafka_integration.errors import NotStarted
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[str, dict[str, Any] | None], None]
+
+
+class TopicView:
+    """The latest JSON object per key of one logical topic; a tombstone (or non-object) removes it."""
+
+    def __init__(self, settings: KafkaSettings, topic: str, on_change: Apply | None = None) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.rows: dict[str, dict[str, Any]] = {}
+        self._on_change = on_change
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._progress = asyncio.Condition()
+
+    def get(self, key: str | int) -> dict[str, Any] | None:
+        return self.rows.get(str(key))
+
+    def __contains__(self, key: object) -> bool:
+        return str(key) in self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"topic-view-{self.topic}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def caught_up(self, timeout: float = 5.0) -> bool:
+        """Wait (bounded) until the view has read everything the broker holds now; False on timeout."""
+        if self._task is None:
+            raise NotStarted(f"the view of {self.topic!r} is not started")
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    consumer = self._consumer
+                    if consumer is not None and consumer.assignment():
+                        try:
+                            ends = await consumer.end_offsets(list(consumer.assignment()))
+                            break
+                        except Exception:  # the broker went away meanwhile: try again
+                            pass
+                    await asyncio.sleep(0.05)
+                async with self._progress:
+                    await self._progress.wait_for(lambda: self._reached(ends))
+            return True
+        except TimeoutError:
+            return False
+
+    def _reached(self, ends: dict[TopicPartition, int]) -> bool:
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        try:
+            return all(consumer.position(tp) >= end for tp, end in ends.items())
+        except Exception:
+            return False
+
+    async def _run(self) -> None:
+        name = self.settings.topic(self.topic)
+        delay = 0.2
+        while True:
+            consumer = AIOKafkaConsumer(
+                **self.settings.client_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest"
+            )
+            try:
+                await consumer.start()
+                partitions = await self._partitions(consumer, name)
+                tps = [TopicPartition(name, p) for p in sorted(partitions)]
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+                self.rows.clear()
+                self._consumer = consumer
+                delay = 0.2
+                while True:
+                    batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                    for records in batches.values():
+                        for record in records:
+                            self._apply(record.key, record.value)
+                    async with self._progress:
+                        self._progress.notify_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("view of %s: %r; retrying in %.1fs", name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                self._consumer = None
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    @staticmethod
+    async def _partitions(consumer: AIOKafkaConsumer, name: str) -> set[int]:
+        for _ in range(50):
+            partitions = consumer.partitions_for_topic(name)
+            if partitions:
+                return set(partitions)
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+        raise LookupError(f"topic {name!r} has no partitions yet")
+
+    def _apply(self, raw_key: bytes | None, raw_value: bytes | None) -> None:
+        if raw_key is None:
+            return
+        key = raw_key.decode("utf-8", "replace")
+        value: Any = None
+        if raw_value is not None:
+            try:
+                value = orjson.loads(raw_value)
+            except orjson.JSONDecodeError:
+                log.warning("view of %s: key %s holds a value that is not JSON; ignored", self.topic, key)
+                return
+        if isinstance(value, dict):
+            self.rows[key] = value
+        else:
+            self.rows.pop(key, None)
+            value = None
+        if self._on_change is not None:
+            self._on_change(key, value)

@@ -1,0 +1,219 @@
+"""Token checks every service does itself, with no call to the security service per request.
+
+The security service signs tokens (JWT, EdDSA/Ed25519) with its private key; the other services
+are given the public key (`JWT_PUBLIC_KEY_FILE`, or the PEM text in `JWT_PUBLIC_KEY`). Claims:
+
+    iss "security", aud "kafka-rails", sub "<user id>", email, admin (bool),
+    orgs {"<organization id>": "member" | "viewer"}, iat, exp, jti
+
+A member reads and writes an organization's data, a viewer reads it, an admin does everything.
+Revocations come from the compacted `revocations` topic, read whole by every service
+(`kafka_integration.TopicView`): `jti:<id>` revokes one token (logout), `user:<id>` with
+`not_before` revokes every token of that user issued before then (grants or password changed,
+user deleted). A revocation takes effect when the view has read it: milliseconds after the
+security service answers, not before. If Kafka is down when a service starts, tokens are checked
+by signature and expiry alone until the view catches up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from kafka_integration import KafkaSettings, TopicSpec, TopicView
+from servicekit.config import env_str
+from servicekit.errors import Forbidden, Unauthorized
+from servicekit.http import Handler
+
+log = logging.getLogger(__name__)
+
+ISSUER = "security"
+AUDIENCE = "kafka-rails"
+ALGORITHM = "EdDSA"
+ROLES = ("member", "viewer")
+REVOCATIONS_TOPIC = TopicSpec("revocations")
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/metrics"})
+
+
+class AuthConfigError(RuntimeError):
+    """The verifying key is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """The public key tokens are verified with, and the clock leeway."""
+
+    public_key: str = field(repr=False)
+    leeway_seconds: int = 5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> AuthSettings:
+        inline = env_str(environ, "JWT_PUBLIC_KEY")
+        path = env_str(environ, "JWT_PUBLIC_KEY_FILE")
+        if inline:
+            return cls(public_key=inline)
+        if path:
+            try:
+                return cls(public_key=Path(path).read_text())
+            except OSError as exc:
+                raise AuthConfigError(f"JWT_PUBLIC_KEY_FILE={path}: {exc}") from exc
+        raise AuthConfigError(
+            "set JWT_PUBLIC_KEY_FILE (or JWT_PUBLIC_KEY) to the security service's public key"
+        )
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a valid token speaks for, and what they may see."""
+
+    user_id: int
+    email: str
+    admin: bool
+    orgs: Mapping[int, str]
+    token_id: str
+    issued_at: int
+    expires_at: datetime
+
+    def can_read(self, organization_id: int) -> bool:
+        return self.admin or organization_id in self.orgs
+
+    def can_write(self, organization_id: int) -> bool:
+        return self.admin or self.orgs.get(organization_id) == "member"
+
+    def require_admin(self) -> None:
+        if not self.admin:
+            raise Forbidden("this needs an administrator")
+
+    def require_read(self, organization_id: int) -> None:
+        if not self.can_read(organization_id):
+            raise Forbidden(f"no access to organization {organization_id}")
+
+    def require_write(self, organization_id: int) -> None:
+        if not self.can_write(organization_id):
+            raise Forbidden(f"no write access to organization {organization_id}")
+
+    def readable(self) -> list[int] | None:
+        """The organizations this principal may read; None means all (admin)."""
+        return None if self.admin else sorted(self.orgs)
+
+
+class Revocations:
+    """Revoked token ids and per-user cut-off times, fed by the `revocations` topic."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, int] = {}
+        self.users: dict[int, int] = {}
+
+    def on_change(self, key: str, value: dict[str, Any] | None) -> None:
+        kind, _, ident = key.partition(":")
+        if kind == "jti":
+            if value is None:
+                self.tokens.pop(ident, None)
+            else:
+                self.tokens[ident] = int(value.get("exp") or 0)
+        elif kind == "user" and ident.isdigit():
+            if value is None:
+                self.users.pop(int(ident), None)
+            else:
+                self.users[int(ident)] = int(value.get("not_before") or 0)
+
+    def is_revoked(self, principal: Principal) -> bool:
+        if principal.token_id in self.tokens:
+            return True
+        return principal.issued_at < self.users.get(principal.user_id, 0)
+
+
+def verify(settings: AuthSettings, token: str) -> Principal:
+    """The principal of a token, or Unauthorized saying why not (forged, expired, malformed)."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.public_key,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            leeway=settings.leeway_seconds,
+            options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("the token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized(f"the token is not valid: {exc}") from exc
+    try:
+        orgs = {int(org): str(role) for org, role in dict(claims.get("orgs") or {}).items()}
+        return Principal(
+            user_id=int(claims["sub"]),
+            email=str(claims.get("email", "")),
+            admin=bool(claims.get("admin", False)),
+            orgs=orgs,
+            token_id=str(claims["jti"]),
+            issued_at=int(claims["iat"]),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
+    except (TypeError, ValueError) as exc:
+        raise Unauthorized("the token's claims are malformed") from exc
+
+
+def bearer_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("an Authorization: Bearer <token> header is required")
+    return token.strip()
+
+
+PRINCIPAL = web.RequestKey("servicekit.principal", Principal)
+REVOCATIONS = web.AppKey("servicekit.revocations", Revocations)
+
+
+def principal(request: web.Request) -> Principal:
+    """The checked principal of this request (set by the auth middleware)."""
+    try:
+        return request[PRINCIPAL]
+    except KeyError:
+        raise Unauthorized("an Authorization: Bearer <token> header is required") from None
+
+
+def auth_middleware(settings: AuthSettings, public_paths: frozenset[str] = PUBLIC_PATHS) -> Middleware:
+    @web.middleware
+    async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in public_paths:
+            return await handler(request)
+        if request.match_info.http_exception is not None:  # unknown route or method: no data to guard
+            return await handler(request)
+        if (public := getattr(request.match_info.handler, "public", False)) and public:
+            return await handler(request)
+        who = verify(settings, bearer_token(request))
+        if request.app[REVOCATIONS].is_revoked(who):
+            raise Unauthorized("the token has been revoked")
+        request[PRINCIPAL] = who
+        return await handler(request)
+
+    return check_token
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a handler that needs no token (e.g. the security service's login)."""
+    handler.public = True  # type: ignore[attr-defined]
+    return handler
+
+
+def revocations_context(kafka: KafkaSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """cleanup_ctx step: read the `revocations` topic in the background for the app's lifetime."""
+
+    async def revocations(app: web.Application) -> AsyncIterator[None]:
+        state = app[REVOCATIONS] = Revocations()
+        view = TopicView(kafka, REVOCATIONS_TOPIC.name, on_change=state.on_change)
+        await view.start()
+        yield
+        await view.stop()
+
+    return revocations
