@@ -44,6 +44,7 @@ def create_app(config: Config) -> web.Application:
         topics=[],
         operations=OPERATIONS,
         routes=routes,
+        auth=config.auth,
     )
 
     async def notifier(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from kafka_integration import KafkaSettings
 from notifications.mailer import SmtpSettings
 from servicekit.app import HttpSettings
+from servicekit.auth import AuthSettings
 from servicekit.config import env_float, env_str
 from servicekit.db import DatabaseSettings
 
@@ -41,6 +42,7 @@ class Config:
     kafka: KafkaSettings
     smtp: SmtpSettings
     worker: WorkerSettings
+    auth: AuthSettings
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -50,4 +52,5 @@ class Config:
             kafka=KafkaSettings.from_env(environ, client_id="notifications"),
             smtp=SmtpSettings.from_env(environ),
             worker=WorkerSettings.from_env(environ),
+            auth=AuthSettings.from_env(environ),
         )

@@ -84,16 +84,21 @@ async def mark_failed(pool: asyncpg.Pool, notification_id: int, error: str) -> N
     )
 
 
-async def list_notifications(pool: asyncpg.Pool, after: int, limit: int, status: str | None) -> list[Row]:
+async def list_notifications(
+    pool: asyncpg.Pool, after: int, limit: int, status: str | None, only: list[int] | None = None
+) -> list[Row]:
+    """Notifications by id; `only` restricts them to those organizations (None: all)."""
     rows = await pool.fetch(
         """
         SELECT * FROM email_notifications
         WHERE id > $1 AND ($3::text IS NULL OR status = $3)
+          AND ($4::bigint[] IS NULL OR organization_id = ANY($4))
         ORDER BY id LIMIT $2
         """,
         after,
         limit,
         status,
+        only,
     )
     return [dict(r) for r in rows]
 

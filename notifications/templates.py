@@ -53,6 +53,14 @@ def builtin(code: str) -> Template | None:
     return Template(code, data["subject"], data["text_body"], data["html_body"])
 
 
+def override_organization(code: str, tenant: str) -> int | None:
+    """The organization a stored code overrides for (`<tenant>-<org id>-<code>`), or None."""
+    head, _, rest = code.removeprefix(f"{tenant}-").partition("-")
+    if code.startswith(f"{tenant}-") and head.isdigit() and rest:
+        return int(head)
+    return None
+
+
 async def find(pool: asyncpg.Pool, code: str, tenant: str, organization_id: int | None) -> Template:
     keys = candidates(code, tenant, organization_id)
     rows = await pool.fetch("SELECT * FROM templates WHERE code = ANY($1::text[])", keys)

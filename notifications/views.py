@@ -1,4 +1,9 @@
-"""HTTP handlers of the notifications API: direct mails, the record of notifications, templates."""
+"""HTTP handlers of the notifications API: direct mails, the record of notifications, templates.
+
+Access: a mail for an organization, its notifications and its template overrides
+(`<tenant>-<organization id>-<code>`) need a grant for that organization (write to send or
+override, read to list); mails and templates for no organization need an administrator.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from notifications.db import Source
 from notifications.models import MailBody, TemplateBody
 from notifications.notify import Notifier, SmtpUnavailable
 from servicekit.app import DB_POOL
+from servicekit.auth import principal
 from servicekit.errors import NotFound, Unavailable, ValidationFailed
 from servicekit.http import json_response, page, path_id, read_model
 
@@ -23,6 +29,11 @@ routes = web.RouteTableDef()
 @routes.post("/mails")
 async def send_mail(request: web.Request) -> web.Response:
     body = await read_model(request, MailBody)
+    who = principal(request)
+    if body.organization_id is None:
+        who.require_admin()
+    else:
+        who.require_write(body.organization_id)
     offset = await request.app[DB_POOL].fetchval("SELECT nextval('direct_mails')")
     try:
         status = await request.app[NOTIFIER].notify(
@@ -50,7 +61,8 @@ async def list_notifications(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
         raise ValidationFailed.one("status", f"must be one of {', '.join(STATUSES)}")
-    return json_response(await db.list_notifications(request.app[DB_POOL], after, limit, status))
+    only = principal(request).readable()
+    return json_response(await db.list_notifications(request.app[DB_POOL], after, limit, status, only))
 
 
 @routes.get("/notifications/{id}")
@@ -58,6 +70,11 @@ async def get_notification(request: web.Request) -> web.Response:
     row = await db.get_notification(request.app[DB_POOL], path_id(request))
     if row is None:
         raise NotFound(f"no notification with id {request.match_info['id']}")
+    who = principal(request)
+    if row["organization_id"] is None:
+        who.require_admin()
+    else:
+        who.require_read(row["organization_id"])
     return json_response(row)
 
 
@@ -80,6 +97,12 @@ async def put_template(request: web.Request) -> web.Response:
     code = request.match_info["code"]
     if not 0 < len(code) <= 200:
         raise ValidationFailed.one("code", "must be 1 to 200 characters")
+    who = principal(request)
+    org_id = templates.override_organization(code, request.app[NOTIFIER].tenant)
+    if org_id is None:
+        who.require_admin()
+    else:
+        who.require_write(org_id)
     body = await read_model(request, TemplateBody)
     await templates.save(
         request.app[DB_POOL], templates.Template(code, body.subject, body.text_body, body.html_body)

@@ -4,6 +4,7 @@ and the record of every notification."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,12 +12,14 @@ from aiohttp.test_utils import TestClient
 
 from notifications.app import create_app
 from notifications.config import Config
-from tests.support import mails, unique, wait_for_mails
+from tests.support import Tokens, assert_rejects_bad_tokens, mails, unique, wait_for_mails, write_signing_keys
 
 
 @pytest.fixture
-async def notifications_client(test_env: dict[str, str], serve: Callable[..., Any]) -> TestClient[Any, Any]:
-    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(test_env)))
+async def notifications_client(
+    test_env: dict[str, str], serve: Callable[..., Any], tokens: Tokens
+) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(test_env)), tokens.admin())
     return client
 
 
@@ -84,3 +87,40 @@ async def test_bad_mails_are_refused_and_nothing_is_sent_or_recorded(
     assert field in str(await resp.json())
     assert await (await notifications_client.get("/notifications")).json() == []
     assert len(mails(test_env)) == before
+
+
+async def test_tokens_and_organization_access(
+    test_env: dict[str, str], serve: Callable[..., Any], tokens: Tokens, tmp_path: Path
+) -> None:
+    anonymous = await serve(create_app(Config.from_env(test_env)))
+    other = write_signing_keys(tmp_path / "other")["JWT_PRIVATE_KEY_FILE"]
+    await assert_rejects_bad_tokens(anonymous, "GET", "/notifications", tokens, other)
+    await assert_rejects_bad_tokens(anonymous, "POST", "/mails", tokens, other, {"code": "x", "to": "a@b.io"})
+    member = Tokens.header(tokens.make(user_id=3, orgs={13: "member"}))
+    viewer = Tokens.header(tokens.make(user_id=4, orgs={13: "viewer"}))
+    admin = Tokens.header(tokens.admin())
+    mail = {"code": "customer_created", "to": "jdo@example.com", "options": {"name": "John"}}
+    assert (await anonymous.post("/mails", json=mail, headers=member)).status == 403
+    assert (
+        await anonymous.post("/mails", json={**mail, "organization_id": 14}, headers=member)
+    ).status == 403
+    assert (
+        await anonymous.post("/mails", json={**mail, "organization_id": 13}, headers=viewer)
+    ).status == 403
+    assert (
+        await anonymous.post("/mails", json={**mail, "organization_id": 13}, headers=member)
+    ).status == 201
+    assert (await anonymous.post("/mails", json=mail, headers=admin)).status == 201
+    seen = await (await anonymous.get("/notifications", headers=viewer)).json()
+    assert [n["organization_id"] for n in seen] == [13]
+    assert len(await (await anonymous.get("/notifications", headers=admin)).json()) == 2
+    by_admin = max(n["id"] for n in await (await anonymous.get("/notifications", headers=admin)).json())
+    assert (await anonymous.get(f"/notifications/{by_admin}", headers=viewer)).status == 403
+    template = {"subject": "Hi", "text_body": "Hello", "html_body": "<p>Hello</p>"}
+    assert (
+        await anonymous.put("/templates/default-13-invoice_created", json=template, headers=viewer)
+    ).status == 403
+    assert (
+        await anonymous.put("/templates/default-13-invoice_created", json=template, headers=member)
+    ).status == 200
+    assert (await anonymous.put("/templates/invoice_created", json=template, headers=member)).status == 403
