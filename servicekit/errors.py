@@ -7,7 +7,9 @@ ServiceError                 any failure a client can be told about
 ├── NotFound                 404: no such route or record
 ├── Conflict                 409: the record's state forbids the change
 ├── PayloadTooLarge          413: the body is over the size limit
-└── ValidationFailed         422: the body is JSON but its fields are wrong
+├── ValidationFailed         422: the body is JSON but its fields are wrong
+├── TooManyRequests          429: too many attempts; retry after `retry_after` seconds
+└── Unavailable              503: a server this request needs cannot be reached now
 """
 
 from __future__ import annotations
@@ -96,6 +98,17 @@ class ValidationFailed(ServiceError):
     @classmethod
     def one(cls, field: str, problem: str) -> ValidationFailed:
         return cls(f"{field}: {problem}", [FieldProblem(field, problem)])
+
+
+class TooManyRequests(ServiceError):
+    """Too many attempts (e.g. failed logins); the client may retry after `retry_after` seconds."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unavailable(ServiceError):

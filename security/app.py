@@ -1,0 +1,67 @@
+"""create_app: the security service's application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from security import db, events, passwords
+from security.config import Config
+from security.keys import ISSUER, LOGIN_POLICY
+from security.models import Grant as GrantModel
+from security.models import GrantBody, LoginAnswer, LoginBody, User, UserBody, UserUpdateBody
+from security.tokens import TokenIssuer
+from security.views import routes
+from servicekit.app import DB_POOL, service_app
+from servicekit.openapi import Operation
+
+log = logging.getLogger(__name__)
+
+OPERATIONS = [
+    Operation(
+        "POST", "/login", "a token for an email and password", LoginBody, LoginAnswer, 201, public=True
+    ),
+    Operation("POST", "/logout", "revoke the token presented", None, None, 204),
+    Operation("POST", "/users", "create a user (admin)", UserBody, User, 201),
+    Operation("GET", "/users", "list users (admin; ?after=&limit=)", None, User),
+    Operation("GET", "/users/{id}", "one user (admin or themselves)", None, User),
+    Operation("PUT", "/users/{id}", "change a user (admin or themselves)", UserUpdateBody, User),
+    Operation("DELETE", "/users/{id}", "delete a user (admin)", None, None, 204),
+    Operation(
+        "POST", "/users/{id}/grants", "give a role in an organization (admin)", GrantBody, GrantModel, 201
+    ),
+    Operation("GET", "/users/{id}/grants", "a user's grants (admin)", None, GrantModel),
+    Operation("DELETE", "/users/{id}/grants/{organization_id}", "take a grant away (admin)", None, None, 204),
+]
+
+
+def create_app(config: Config) -> web.Application:
+    app = service_app(
+        title="security",
+        http=config.http,
+        db=config.db,
+        kafka=config.kafka,
+        migrations=["security"],
+        topics=events.TOPICS,
+        operations=OPERATIONS,
+        routes=routes,
+        auth=config.auth,
+    )
+    app[ISSUER] = TokenIssuer.from_pem(config.tokens.private_key.reveal(), config.tokens.ttl_seconds)
+    app[LOGIN_POLICY] = config.login
+
+    async def first_admin(app: web.Application) -> AsyncIterator[None]:
+        """With no user at all and ADMIN_EMAIL/ADMIN_PASSWORD set, create that administrator."""
+        await asyncio.to_thread(passwords.warm_up)
+        if config.admin_email and config.admin_password:
+            password_hash = await passwords.hash_password(config.admin_password.reveal())
+            row = await db.bootstrap_admin(app[DB_POOL], config.admin_email, password_hash)
+            if row is not None:
+                log.info("security: created the first administrator (user %s)", row["id"])
+        yield
+
+    app.cleanup_ctx.append(first_admin)
+    return app

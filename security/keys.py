@@ -1,0 +1,11 @@
+"""The security service's application state, behind typed keys."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from security.config import LoginPolicy
+from security.tokens import TokenIssuer
+
+ISSUER = web.AppKey("security.issuer", TokenIssuer)
+LOGIN_POLICY = web.AppKey("security.login_policy", LoginPolicy)

@@ -1,0 +1,155 @@
+"""HTTP handlers of the security service: check access, parse, call db, answer.
+
+Access: `/login` needs no token; `/logout` any valid token. Users and grants are the
+administrators' business, except that a user may read and change their own record (but not
+make themselves an administrator).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from security import db
+from security.keys import ISSUER, LOGIN_POLICY
+from security.models import (
+    GrantBody,
+    GrantFields,
+    LoginBody,
+    UserBody,
+    UserChanges,
+    UserFields,
+    UserUpdateBody,
+)
+from security.passwords import hash_password, verify_password
+from servicekit.app import DB_POOL
+from servicekit.auth import Principal, principal, public
+from servicekit.errors import Forbidden, TooManyRequests
+from servicekit.http import json_response, page, path_id, read_json, read_model, validate
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_wrapped(request: web.Request, key: str, wrapped: type[BaseModel], flat: type[M]) -> M:
+    """The body as `{"<key>": {...}}` (the seed's Rails params) or the same fields flat."""
+    data = await read_json(request)
+    if isinstance(data, dict) and key in data:
+        inner: M = getattr(validate(wrapped, data), key)
+        return inner
+    return validate(flat, data)
+
+
+def _self_or_admin(who: Principal, user_id: int) -> None:
+    if not who.admin and who.user_id != user_id:
+        raise Forbidden("this needs an administrator, or the user themselves")
+
+
+# tokens
+
+
+@routes.post("/login")
+@public
+async def login(request: web.Request) -> web.Response:
+    body = await read_model(request, LoginBody)
+
+    async def check(stored: str | None) -> bool:
+        return await verify_password(stored, body.password)
+
+    try:
+        user, orgs, not_before = await db.login(
+            request.app[DB_POOL], body.email, request.app[LOGIN_POLICY], check
+        )
+    except TooManyRequests as exc:
+        log.warning("login refused: too many failures for one email (retry in %ss)", exc.retry_after)
+        return json_response(exc.as_json(), status=exc.status, headers={"Retry-After": str(exc.retry_after)})
+    issued = request.app[ISSUER].issue(user, orgs, not_before)
+    log.info("user %s logged in (token %s)", user["id"], issued.jti)
+    return json_response({"jwt": issued.token, "expires_at": issued.expires_at}, status=201)
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    who = principal(request)
+    await db.revoke_token(request.app[DB_POOL], who.token_id, int(who.expires_at.timestamp()))
+    log.info("user %s logged out (token %s revoked)", who.user_id, who.token_id)
+    return web.Response(status=204)
+
+
+# users
+
+
+@routes.post("/users")
+async def create_user(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    fields = await read_wrapped(request, "user", UserBody, UserFields)
+    row = await db.create_user(
+        request.app[DB_POOL], fields.email, await hash_password(fields.password), fields.admin
+    )
+    return json_response(row, status=201)
+
+
+@routes.get("/users")
+async def list_users(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    after, limit = page(request)
+    return json_response(await db.list_users(request.app[DB_POOL], after, limit))
+
+
+@routes.get("/users/{id}")
+async def get_user(request: web.Request) -> web.Response:
+    user_id = path_id(request)
+    _self_or_admin(principal(request), user_id)
+    return json_response(await db.get_user(request.app[DB_POOL], user_id))
+
+
+@routes.put("/users/{id}")
+@routes.patch("/users/{id}")
+async def update_user(request: web.Request) -> web.Response:
+    user_id = path_id(request)
+    who = principal(request)
+    _self_or_admin(who, user_id)
+    fields = await read_wrapped(request, "user", UserUpdateBody, UserChanges)
+    if not who.admin and "admin" in fields.model_fields_set:
+        raise Forbidden("only an administrator may change who is an administrator")
+    changes: dict[str, Any] = {"email": fields.email, "admin": fields.admin}
+    if fields.password is not None:
+        changes["password_hash"] = await hash_password(fields.password)
+    return json_response(await db.update_user(request.app[DB_POOL], user_id, changes))
+
+
+@routes.delete("/users/{id}")
+async def delete_user(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    await db.delete_user(request.app[DB_POOL], path_id(request))
+    return web.Response(status=204)
+
+
+# grants
+
+
+@routes.post("/users/{id}/grants")
+async def create_grant(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    user_id = path_id(request)
+    fields = await read_wrapped(request, "grant", GrantBody, GrantFields)
+    row, created = await db.put_grant(request.app[DB_POOL], user_id, fields.organization_id, fields.role)
+    return json_response(row, status=201 if created else 200)
+
+
+@routes.get("/users/{id}/grants")
+async def list_grants(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    return json_response(await db.list_grants(request.app[DB_POOL], path_id(request)))
+
+
+@routes.delete("/users/{id}/grants/{organization_id}")
+async def delete_grant(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    await db.delete_grant(request.app[DB_POOL], path_id(request), path_id(request, "organization_id"))
+    return web.Response(status=204)
