@@ -38,7 +38,6 @@ class TopicView:
         self._on_change = on_change
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._progress = asyncio.Condition()
 
     def get(self, key: str | int) -> dict[str, Any] | None:
         return self.rows.get(str(key))
@@ -68,28 +67,19 @@ class TopicView:
             raise NotStarted(f"the view of {self.topic!r} is not started")
         try:
             async with asyncio.timeout(timeout):
+                ends: dict[TopicPartition, int] | None = None
                 while True:
                     consumer = self._consumer
-                    if consumer is not None and consumer.assignment():
-                        try:
-                            ends = await consumer.end_offsets(list(consumer.assignment()))
-                            break
-                        except Exception:  # the broker went away meanwhile: try again
-                            pass
-                    await asyncio.sleep(0.05)
-                async with self._progress:
-                    await self._progress.wait_for(lambda: self._reached(ends))
-            return True
+                    try:
+                        if consumer is not None and consumer.assignment():
+                            if ends is None:
+                                ends = await consumer.end_offsets(list(consumer.assignment()))
+                            if all([await consumer.position(tp) >= end for tp, end in ends.items()]):
+                                return True
+                    except Exception:  # the broker went away or the view restarted: ask again
+                        ends = None
+                    await asyncio.sleep(0.02)
         except TimeoutError:
-            return False
-
-    def _reached(self, ends: dict[TopicPartition, int]) -> bool:
-        consumer = self._consumer
-        if consumer is None:
-            return False
-        try:
-            return all(consumer.position(tp) >= end for tp, end in ends.items())
-        except Exception:
             return False
 
     async def _run(self) -> None:
@@ -113,8 +103,6 @@ class TopicView:
                     for records in batches.values():
                         for record in records:
                             self._apply(record.key, record.value)
-                    async with self._progress:
-                        self._progress.notify_all()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -128,13 +116,12 @@ class TopicView:
 
     @staticmethod
     async def _partitions(consumer: AIOKafkaConsumer, name: str) -> set[int]:
-        for _ in range(50):
-            partitions = consumer.partitions_for_topic(name)
+        while True:  # a topic created a moment ago may take a moment to show in the metadata
+            cluster = await consumer._client.fetch_all_metadata()  # the consumer's own has no topics yet
+            partitions = cluster.partitions_for_topic(name)
             if partitions:
                 return set(partitions)
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.1)
-        raise LookupError(f"topic {name!r} has no partitions yet")
+            await asyncio.sleep(0.2)
 
     def _apply(self, raw_key: bytes | None, raw_value: bytes | None) -> None:
         if raw_key is None:

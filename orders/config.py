@@ -1,0 +1,49 @@
+"""The orders service's settings, read from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kafka_integration import KafkaSettings
+from servicekit.app import HttpSettings
+from servicekit.auth import AuthSettings
+from servicekit.config import env_bool, env_float
+from servicekit.db import DatabaseSettings
+
+
+@dataclass(frozen=True)
+class PartiesSettings:
+    """ORDERS_REQUIRE_KNOWN_PARTIES (default true): refuse an order whose organization or customer
+    this service has not seen on the `organizations`/`customers` topics; KNOWN_PARTIES_WAIT_SECONDS:
+    how long an unknown id waits for those topics to be read to their end before the answer."""
+
+    required: bool = True
+    wait_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> PartiesSettings:
+        return cls(
+            required=env_bool(environ, "ORDERS_REQUIRE_KNOWN_PARTIES", True),
+            wait_seconds=env_float(environ, "KNOWN_PARTIES_WAIT_SECONDS", 5.0),
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    http: HttpSettings
+    db: DatabaseSettings
+    kafka: KafkaSettings
+    auth: AuthSettings
+    parties: PartiesSettings
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        return cls(
+            http=HttpSettings.from_env(environ, default_port=3002),
+            db=DatabaseSettings.from_env(environ, schema="orders"),
+            kafka=KafkaSettings.from_env(environ, client_id="orders"),
+            auth=AuthSettings.from_env(environ),
+            parties=PartiesSettings.from_env(environ),
+        )

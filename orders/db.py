@@ -1,0 +1,279 @@
+"""All the orders service's SQL. Each write declares its events in its transaction; an order
+and the invoice it issues are written, and their events published, together.
+
+Writes that change an existing record take `authorize(row)`: it is called with the record as
+locked in the transaction, so the access check sees the organization the record really has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from kafka_integration import Event, UnitOfWork, unit_of_work
+from orders import events
+from orders.models import ItemFields, OrderFields
+from servicekit.errors import Conflict, NotFound, ValidationFailed
+
+Row = dict[str, Any]
+Authorize = Callable[[Row], None]
+ITEM_COLUMNS = "id, quantity, description, code, amount, created_at, updated_at"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Orders and invoices differ in little: their table, their item type and their events."""
+
+    table: str
+    itemable: str
+    noun: str
+    emit: Callable[[str, Row], list[Event]]
+
+
+ORDER = Kind("orders", "Order", "order", events.order)
+INVOICE = Kind("invoices", "Invoice", "invoice", events.invoice)
+
+
+async def _items(conn: asyncpg.Connection, kind: Kind, parent_id: int) -> list[Row]:
+    rows = await conn.fetch(
+        f"SELECT {ITEM_COLUMNS} FROM items WHERE itemable_type = $1 AND itemable_id = $2 ORDER BY id",
+        kind.itemable,
+        parent_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def _full(conn: asyncpg.Connection, kind: Kind, row: asyncpg.Record | Row) -> Row:
+    """The record as the API and the events show it: its row, its items, and for an order the
+    id of its invoice."""
+    out = dict(row)
+    out["items"] = await _items(conn, kind, out["id"])
+    if kind is ORDER:
+        out["invoice_id"] = await conn.fetchval("SELECT id FROM invoices WHERE order_id = $1", out["id"])
+    return out
+
+
+async def _insert_items(conn: asyncpg.Connection, kind: Kind, parent_id: int, items: Sequence[Row]) -> None:
+    if items:
+        await conn.executemany(
+            """INSERT INTO items (itemable_type, itemable_id, quantity, description, code, amount)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            [
+                (kind.itemable, parent_id, i["quantity"], i["description"], i["code"], i["amount"])
+                for i in items
+            ],
+        )
+
+
+async def _refresh_total(conn: asyncpg.Connection, invoice_id: int) -> None:
+    await conn.execute(
+        """UPDATE invoices SET total = COALESCE((SELECT sum(quantity * amount) FROM items
+                                                 WHERE itemable_type = 'Invoice' AND itemable_id = $1), 0)
+           WHERE id = $1""",
+        invoice_id,
+    )
+
+
+async def _issue_invoice(uow: UnitOfWork, order: Row) -> Row:
+    """The invoice of an order: its fields and a copy of its items; total = sum(quantity x amount)."""
+    try:
+        row = await uow.conn.fetchrow(
+            """INSERT INTO invoices (order_id, po, organization_id, customer_id, date, deliver_date, state)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
+            order["id"],
+            order["po"],
+            order["organization_id"],
+            order["customer_id"],
+            order["date"],
+            order["deliver_date"],
+            order["state"],
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise Conflict(f"order {order['id']} already has an invoice") from exc
+    invoice_id = row["id"]
+    await _insert_items(uow.conn, INVOICE, invoice_id, order["items"])
+    await _refresh_total(uow.conn, invoice_id)
+    invoice = await _full(
+        uow.conn, INVOICE, await uow.conn.fetchrow("SELECT * FROM invoices WHERE id = $1", invoice_id)
+    )
+    uow.emit(*INVOICE.emit("created", invoice))
+    return invoice
+
+
+async def create_order(pool: asyncpg.Pool, fields: OrderFields) -> Row:
+    async with unit_of_work(pool) as uow:
+        found = await uow.conn.fetchrow(
+            """INSERT INTO orders (po, organization_id, customer_id, date, deliver_date, state)
+               VALUES ($1, $2, $3, $4, $5, $6) RETURNING *""",
+            fields.po,
+            fields.organization_id,
+            fields.customer_id,
+            fields.date,
+            fields.deliver_date,
+            fields.state,
+        )
+        await _insert_items(uow.conn, ORDER, found["id"], [i.model_dump() for i in fields.items])
+        order = await _full(uow.conn, ORDER, found)
+        invoice = await _issue_invoice(uow, order)
+        order["invoice_id"] = invoice["id"]
+        uow.emit(*ORDER.emit("created", order))
+    return order
+
+
+async def create_invoice(pool: asyncpg.Pool, order_id: int, authorize: Authorize) -> Row:
+    async with unit_of_work(pool) as uow:
+        found = await uow.conn.fetchrow("SELECT * FROM orders WHERE id = $1 FOR UPDATE", order_id)
+        if found is None:
+            raise ValidationFailed.one("invoice.order_id", f"no order with id {order_id}")
+        authorize(dict(found))
+        invoice = await _issue_invoice(uow, await _full(uow.conn, ORDER, found))
+    return invoice
+
+
+async def get(pool: asyncpg.Pool, kind: Kind, ident: int) -> Row:
+    async with pool.acquire() as conn:
+        found = await conn.fetchrow(f"SELECT * FROM {kind.table} WHERE id = $1", ident)
+        if found is None:
+            raise NotFound(f"no {kind.noun} with id {ident}")
+        return await _full(conn, kind, found)
+
+
+async def listing(
+    pool: asyncpg.Pool, kind: Kind, after: int, limit: int, only: list[int] | None
+) -> list[Row]:
+    """Records by id; `only` restricts them to those organizations (None: all)."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"""SELECT * FROM {kind.table}
+                WHERE id > $1 AND ($3::bigint[] IS NULL OR organization_id = ANY($3))
+                ORDER BY id LIMIT $2""",
+            after,
+            limit,
+            only,
+        )
+        return [await _full(conn, kind, r) for r in rows]
+
+
+async def _locked(uow: UnitOfWork, kind: Kind, ident: int, authorize: Authorize) -> Row:
+    found = await uow.conn.fetchrow(f"SELECT * FROM {kind.table} WHERE id = $1 FOR UPDATE", ident)
+    if found is None:
+        raise NotFound(f"no {kind.noun} with id {ident}")
+    row = dict(found)
+    authorize(row)
+    return row
+
+
+async def update(pool: asyncpg.Pool, kind: Kind, ident: int, changes: Row, authorize: Authorize) -> Row:
+    async with unit_of_work(pool) as uow:
+        current = await _locked(uow, kind, ident, authorize)
+        merged = {**current, **changes}
+        if merged["deliver_date"] <= merged["date"]:
+            raise ValidationFailed.one(f"{kind.noun}.deliver_date", "deliver_date must be after date")
+        columns = list(changes)
+        assignments = ", ".join(f"{c} = ${n}" for n, c in enumerate(columns, start=2))
+        found = await uow.conn.fetchrow(
+            f"UPDATE {kind.table} SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *",
+            ident,
+            *(changes[c] for c in columns),
+        )
+        row = await _full(uow.conn, kind, found)
+        uow.emit(*kind.emit("updated", row))
+    return row
+
+
+async def delete(pool: asyncpg.Pool, kind: Kind, ident: int, authorize: Authorize) -> None:
+    """Delete a record and its items; deleting an order deletes its invoice too (as the seed's
+    `has_one :invoice, dependent: :destroy`)."""
+    async with unit_of_work(pool) as uow:
+        current = await _full(uow.conn, kind, await _locked(uow, kind, ident, authorize))
+        if kind is ORDER and current["invoice_id"] is not None:
+            invoice = await _full(
+                uow.conn,
+                INVOICE,
+                await uow.conn.fetchrow("SELECT * FROM invoices WHERE id = $1", current["invoice_id"]),
+            )
+            await _delete_row(uow, INVOICE, invoice)
+        await _delete_row(uow, kind, current)
+
+
+async def _delete_row(uow: UnitOfWork, kind: Kind, row: Row) -> None:
+    await uow.conn.execute(
+        "DELETE FROM items WHERE itemable_type = $1 AND itemable_id = $2", kind.itemable, row["id"]
+    )
+    await uow.conn.execute(f"DELETE FROM {kind.table} WHERE id = $1", row["id"])
+    uow.emit(*kind.emit("destroyed", row))
+
+
+async def items(pool: asyncpg.Pool, kind: Kind, parent_id: int) -> tuple[Row, list[Row]]:
+    parent = await get(pool, kind, parent_id)
+    return parent, parent["items"]
+
+
+async def _changed_parent(uow: UnitOfWork, kind: Kind, parent_id: int) -> Row:
+    if kind is INVOICE:
+        await _refresh_total(uow.conn, parent_id)
+    found = await uow.conn.fetchrow(
+        f"UPDATE {kind.table} SET updated_at = now() WHERE id = $1 RETURNING *", parent_id
+    )
+    parent = await _full(uow.conn, kind, found)
+    uow.emit(*kind.emit("updated", parent))
+    return parent
+
+
+async def add_item(
+    pool: asyncpg.Pool, kind: Kind, parent_id: int, item: ItemFields, authorize: Authorize
+) -> Row:
+    async with unit_of_work(pool) as uow:
+        await _locked(uow, kind, parent_id, authorize)
+        found = await uow.conn.fetchrow(
+            f"""INSERT INTO items (itemable_type, itemable_id, quantity, description, code, amount)
+                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ITEM_COLUMNS}""",
+            kind.itemable,
+            parent_id,
+            item.quantity,
+            item.description,
+            item.code,
+            item.amount,
+        )
+        await _changed_parent(uow, kind, parent_id)
+    return dict(found)
+
+
+async def update_item(
+    pool: asyncpg.Pool, kind: Kind, parent_id: int, item_id: int, changes: Row, authorize: Authorize
+) -> Row:
+    async with unit_of_work(pool) as uow:
+        await _locked(uow, kind, parent_id, authorize)
+        columns = list(changes)
+        assignments = ", ".join(f"{c} = ${n}" for n, c in enumerate(columns, start=4))
+        found = await uow.conn.fetchrow(
+            f"""UPDATE items SET {assignments}, updated_at = now()
+                WHERE id = $1 AND itemable_type = $2 AND itemable_id = $3 RETURNING {ITEM_COLUMNS}""",
+            item_id,
+            kind.itemable,
+            parent_id,
+            *(changes[c] for c in columns),
+        )
+        if found is None:
+            raise NotFound(f"no item {item_id} in {kind.noun} {parent_id}")
+        await _changed_parent(uow, kind, parent_id)
+    return dict(found)
+
+
+async def delete_item(
+    pool: asyncpg.Pool, kind: Kind, parent_id: int, item_id: int, authorize: Authorize
+) -> None:
+    async with unit_of_work(pool) as uow:
+        await _locked(uow, kind, parent_id, authorize)
+        deleted = await uow.conn.fetchval(
+            "DELETE FROM items WHERE id = $1 AND itemable_type = $2 AND itemable_id = $3 RETURNING id",
+            item_id,
+            kind.itemable,
+            parent_id,
+        )
+        if deleted is None:
+            raise NotFound(f"no item {item_id} in {kind.noun} {parent_id}")
+        await _changed_parent(uow, kind, parent_id)

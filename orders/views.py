@@ -1,0 +1,129 @@
+"""HTTP handlers of the orders service: check access, parse, call db, answer.
+
+Access: an order or invoice is its organization's data. Reading needs a grant (member or
+viewer) for that organization, writing needs member; lists show only the organizations the
+token may read; administrators see everything.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from orders import db
+from orders.db import INVOICE, ORDER, Kind, Row
+from orders.models import InvoiceBody, InvoiceUpdateBody, ItemBody, ItemUpdateBody, OrderBody, OrderUpdateBody
+from orders.parties import PARTIES
+from servicekit.app import DB_POOL
+from servicekit.auth import Principal, principal
+from servicekit.http import json_response, page, path_id, read_model
+
+routes = web.RouteTableDef()
+KINDS = {"orders": ORDER, "invoices": INVOICE}
+
+
+def _kind(request: web.Request) -> Kind:
+    return KINDS[request.match_info["kind"]]
+
+
+def _writer(who: Principal) -> db.Authorize:
+    def authorize(row: Row) -> None:
+        who.require_write(row["organization_id"])
+
+    return authorize
+
+
+@routes.post("/orders")
+async def create_order(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await read_model(request, OrderBody)
+    order = body.order
+    who.require_write(order.organization_id)
+    await request.app[PARTIES].check("order.", order.organization_id, order.customer_id)
+    return json_response(await db.create_order(request.app[DB_POOL], order), status=201)
+
+
+@routes.post("/invoices")
+async def create_invoice(request: web.Request) -> web.Response:
+    body = await read_model(request, InvoiceBody)
+    row = await db.create_invoice(request.app[DB_POOL], body.invoice.order_id, _writer(principal(request)))
+    return json_response(row, status=201)
+
+
+@routes.get("/{kind:orders|invoices}")
+async def listing(request: web.Request) -> web.Response:
+    after, limit = page(request)
+    only = principal(request).readable()
+    return json_response(await db.listing(request.app[DB_POOL], _kind(request), after, limit, only))
+
+
+@routes.get("/{kind:orders|invoices}/{id}")
+async def get_one(request: web.Request) -> web.Response:
+    row = await db.get(request.app[DB_POOL], _kind(request), path_id(request))
+    principal(request).require_read(row["organization_id"])
+    return json_response(row)
+
+
+@routes.put("/orders/{id}")
+@routes.patch("/orders/{id}")
+async def update_order(request: web.Request) -> web.Response:
+    ident = path_id(request)
+    who = principal(request)
+    changes = (await read_model(request, OrderUpdateBody)).order.model_dump(exclude_unset=True)
+    if "organization_id" in changes:
+        who.require_write(changes["organization_id"])
+    if changes.keys() & {"organization_id", "customer_id"}:
+        await request.app[PARTIES].check("order.", changes.get("organization_id"), changes.get("customer_id"))
+    return json_response(await db.update(request.app[DB_POOL], ORDER, ident, changes, _writer(who)))
+
+
+@routes.put("/invoices/{id}")
+@routes.patch("/invoices/{id}")
+async def update_invoice(request: web.Request) -> web.Response:
+    ident = path_id(request)
+    changes = (await read_model(request, InvoiceUpdateBody)).invoice.model_dump(exclude_unset=True)
+    return json_response(
+        await db.update(request.app[DB_POOL], INVOICE, ident, changes, _writer(principal(request)))
+    )
+
+
+@routes.delete("/{kind:orders|invoices}/{id}")
+async def delete(request: web.Request) -> web.Response:
+    await db.delete(request.app[DB_POOL], _kind(request), path_id(request), _writer(principal(request)))
+    return web.Response(status=204)
+
+
+@routes.get("/{kind:orders|invoices}/{id}/items")
+async def list_items(request: web.Request) -> web.Response:
+    parent, items = await db.items(request.app[DB_POOL], _kind(request), path_id(request))
+    principal(request).require_read(parent["organization_id"])
+    return json_response(items)
+
+
+@routes.post("/{kind:orders|invoices}/{id}/items")
+async def add_item(request: web.Request) -> web.Response:
+    parent_id = path_id(request)
+    item = (await read_model(request, ItemBody)).item
+    row = await db.add_item(
+        request.app[DB_POOL], _kind(request), parent_id, item, _writer(principal(request))
+    )
+    return json_response(row, status=201)
+
+
+@routes.put("/{kind:orders|invoices}/{id}/items/{item_id}")
+@routes.patch("/{kind:orders|invoices}/{id}/items/{item_id}")
+async def update_item(request: web.Request) -> web.Response:
+    parent_id, item_id = path_id(request), path_id(request, "item_id")
+    changes = (await read_model(request, ItemUpdateBody)).item.model_dump(exclude_unset=True)
+    row = await db.update_item(
+        request.app[DB_POOL], _kind(request), parent_id, item_id, changes, _writer(principal(request))
+    )
+    return json_response(row)
+
+
+@routes.delete("/{kind:orders|invoices}/{id}/items/{item_id}")
+async def delete_item(request: web.Request) -> web.Response:
+    parent_id, item_id = path_id(request), path_id(request, "item_id")
+    await db.delete_item(
+        request.app[DB_POOL], _kind(request), parent_id, item_id, _writer(principal(request))
+    )
+    return web.Response(status=204)

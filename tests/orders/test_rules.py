@@ -1,0 +1,202 @@
+"""What the orders service refuses: unknown parties, bad fields, bad tokens, other organizations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from kafka_integration import KafkaSettings
+from orders.app import create_app
+from orders.config import Config
+from tests.support import Tokens, assert_rejects_bad_tokens, read_topic, write_signing_keys
+
+
+def order(org_id: int, customer_id: int, /, **changes: Any) -> dict[str, Any]:
+    return {
+        "po": "po002",
+        "organization_id": org_id,
+        "customer_id": customer_id,
+        "date": "2022-05-07T07:50:03-00:00",
+        "deliver_date": "2022-05-07T07:53:03-00:00",
+        "state": "pending",
+        **changes,
+    }
+
+
+async def _counts(env: dict[str, str]) -> tuple[int, int, int]:
+    conn = await asyncpg.connect(env["DATABASE_URL"], server_settings={"search_path": env["DATABASE_SCHEMA"]})
+    try:
+        return (
+            await conn.fetchval("SELECT count(*) FROM orders"),
+            await conn.fetchval("SELECT count(*) FROM invoices"),
+            await conn.fetchval("SELECT count(*) FROM items"),
+        )
+    finally:
+        await conn.close()
+
+
+async def _nothing_written(env: dict[str, str], kafka: KafkaSettings) -> None:
+    assert await _counts(env) == (0, 0, 0)
+    for topic in ("orders", "invoices"):
+        assert await read_topic(kafka, topic, timeout=0) == []
+
+
+ITEM = {"quantity": 1, "description": "Widget", "code": "W", "amount": 1.5}
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"deliver_date": "2022-05-07T07:50:03-00:00"}, ["deliver_date must be after date"]),
+        ({"deliver_date": "2022-05-06T07:50:03-00:00"}, ["deliver_date must be after date"]),
+        ({"items": [{**ITEM, "quantity": -1}]}, ["order.items.0.quantity", "greater than 0"]),
+        ({"items": [{**ITEM, "quantity": 0}]}, ["order.items.0.quantity"]),
+        ({"items": [{**ITEM, "amount": 1.005}]}, ["order.items.0.amount", "2 decimal places"]),
+        ({"items": [{**ITEM, "amount": "12.345"}]}, ["order.items.0.amount", "2 decimal places"]),
+        ({"items": [{**ITEM, "amount": -3}]}, ["order.items.0.amount"]),
+        ({"items": [{**ITEM, "amount": "NaN"}]}, ["order.items.0.amount"]),
+        ({"items": [{**ITEM, "code": ""}]}, ["order.items.0.code"]),
+        ({"date": "yesterday"}, ["order.date", "ISO 8601"]),
+        ({"date": "2022-05-07T07:50:03"}, ["order.date", "time zone"]),
+        ({"organization_id": "13"}, ["order.organization_id"]),
+        ({"customer_id": None}, ["order.customer_id"]),
+        ({"po": "x" * 10_000}, ["order.po", "255"]),
+        ({"surprise": 1}, ["order.surprise"]),
+    ],
+)
+async def test_bad_orders_are_refused_and_nothing_is_written(
+    orders_client: TestClient[Any, Any],
+    parties: tuple[int, int],
+    test_env: dict[str, str],
+    kafka: KafkaSettings,
+    changes: dict[str, Any],
+    words: list[str],
+) -> None:
+    resp = await orders_client.post("/orders", json=order(*parties, **changes))
+    assert resp.status == 422
+    text = str(await resp.json())
+    for word in words:
+        assert word in text
+    await _nothing_written(test_env, kafka)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/orders", b"{not json", 400),
+        ("POST", "/orders", b"\xff\xfe", 400),
+        ("POST", "/orders", b"[]", 422),
+        ("POST", "/orders", b'{"order": {}}', 422),
+        ("POST", "/orders", b'{"po": "p", ' + b'"x": "' + b"a" * 70_000 + b'"}', 413),
+        ("GET", "/orders/999999", b"", 404),
+        ("GET", "/orders/abc", b"", 404),
+        ("PUT", "/orders/999999", b'{"order": {"state": "shipped"}}', 404),
+        ("PUT", "/orders/1", b'{"order": {}}', 422),
+        ("DELETE", "/invoices/999999", b"", 404),
+        ("POST", "/invoices", b'{"invoice": {"order_id": -1}}', 422),
+        (
+            "POST",
+            "/orders/999999/items",
+            b'{"item": ' + b'{"quantity": 1, "description": "d", "code": "c", "amount": 1}}',
+            404,
+        ),
+        ("GET", "/orders?limit=many", b"", 422),
+    ],
+)
+async def test_bad_requests_get_a_4xx_that_names_the_problem(
+    orders_client: TestClient[Any, Any],
+    test_env: dict[str, str],
+    kafka: KafkaSettings,
+    method: str,
+    path: str,
+    body: bytes,
+    status: int,
+) -> None:
+    resp = await orders_client.request(method, path, data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == status
+    answer = await resp.json()
+    assert answer["error"] and answer["message"]
+    await _nothing_written(test_env, kafka)
+
+
+async def test_an_order_for_unknown_parties_is_refused_until_they_exist(
+    orders_client: TestClient[Any, Any],
+    customers_client: TestClient[Any, Any],
+    test_env: dict[str, str],
+    kafka: KafkaSettings,
+) -> None:
+    refused = await orders_client.post("/orders", json=order(424242, 434343))
+    assert refused.status == 422
+    fields = {f["field"] for f in (await refused.json())["fields"]}
+    assert fields == {"order.organization_id", "order.customer_id"}
+    await _nothing_written(test_env, kafka)
+    # created a moment ago in the customers service: the order is accepted at once
+    org = await (await customers_client.post("/organizations", json={"organization": {"name": "New"}})).json()
+    customer = await (
+        await customers_client.post(
+            "/customers", json={"customer": {"name": "A", "last_name": "B", "email": "a@b.io"}}
+        )
+    ).json()
+    assert (await orders_client.post("/orders", json=order(org["id"], customer["id"]))).status == 201
+    # deleted there: refused here again
+    assert (await customers_client.delete(f"/customers/{customer['id']}")).status == 204
+    gone = await orders_client.post("/orders", json=order(org["id"], customer["id"]))
+    assert gone.status == 422
+    assert [f["field"] for f in (await gone.json())["fields"]] == ["order.customer_id"]
+
+
+async def test_tokens_and_organization_access(
+    test_env: dict[str, str],
+    serve: Callable[..., Any],
+    tokens: Tokens,
+    tmp_path: Path,
+    parties: tuple[int, int],
+    customers_client: TestClient[Any, Any],
+) -> None:
+    anonymous = await serve(create_app(Config.from_env(test_env)))
+    other_key = write_signing_keys(tmp_path / "other")["JWT_PRIVATE_KEY_FILE"]
+    org_a, customer_id = parties
+    for method, path, body in [
+        ("GET", "/orders", None),
+        ("POST", "/orders", order(org_a, customer_id)),
+        ("GET", "/invoices/1", None),
+        ("POST", "/orders/1/items", ITEM),
+    ]:
+        await assert_rejects_bad_tokens(anonymous, method, path, tokens, other_key, body)
+    org_b = (
+        await (await customers_client.post("/organizations", json={"organization": {"name": "B"}})).json()
+    )["id"]
+    admin = Tokens.header(tokens.admin())
+    in_a = await (await anonymous.post("/orders", json=order(org_a, customer_id), headers=admin)).json()
+    in_b = await (await anonymous.post("/orders", json=order(org_b, customer_id), headers=admin)).json()
+    member_a = Tokens.header(tokens.make(user_id=7, orgs={org_a: "member"}))
+    viewer_a = Tokens.header(tokens.make(user_id=8, orgs={org_a: "viewer"}))
+
+    # a user reading another organization's orders and invoices
+    for path in (f"/orders/{in_b['id']}", f"/invoices/{in_b['invoice_id']}", f"/orders/{in_b['id']}/items"):
+        denied = await anonymous.get(path, headers=member_a)
+        assert denied.status == 403, path
+        assert (await denied.json())["error"] == "forbidden"
+    assert [o["id"] for o in await (await anonymous.get("/orders", headers=member_a)).json()] == [in_a["id"]]
+    assert [o["id"] for o in await (await anonymous.get("/invoices", headers=viewer_a)).json()] == [
+        in_a["invoice_id"]
+    ]
+    assert len(await (await anonymous.get("/orders", headers=admin)).json()) == 2
+    assert (await anonymous.get(f"/orders/{in_a['id']}", headers=viewer_a)).status == 200
+    # writing: a viewer may not, a member only in their organization, and may not move an order away
+    assert (await anonymous.post("/orders", json=order(org_a, customer_id), headers=viewer_a)).status == 403
+    assert (await anonymous.post("/orders", json=order(org_b, customer_id), headers=member_a)).status == 403
+    assert (await anonymous.put(f"/orders/{in_b['id']}", json={"state": "x"}, headers=member_a)).status == 403
+    moved = await anonymous.put(f"/orders/{in_a['id']}", json={"organization_id": org_b}, headers=member_a)
+    assert moved.status == 403
+    assert (await anonymous.delete(f"/invoices/{in_b['invoice_id']}", headers=member_a)).status == 403
+    assert (await anonymous.post("/invoices", json={"order_id": in_b["id"]}, headers=member_a)).status == 403
+    assert (await anonymous.post(f"/orders/{in_b['id']}/items", json=ITEM, headers=member_a)).status == 403
+    assert (await anonymous.post("/orders", json=order(org_a, customer_id), headers=member_a)).status == 201
+    still = await (await anonymous.get(f"/orders/{in_b['id']}", headers=admin)).json()
+    assert still["state"] == "pending" and still["items"] == []
