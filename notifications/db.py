@@ -30,14 +30,15 @@ async def claim(
     message_id: str,
     args: dict[str, Any],
 ) -> Row:
-    """The notification row of this source, created if new. Its status tells what is left to do."""
+    """The notification row of this source (or of this Message-ID), created if new. Its status
+    tells what is left to do."""
     row = await pool.fetchrow(
         """
         INSERT INTO email_notifications
             (source_topic, source_partition, source_offset, template, recipient, organization_id,
              tenant, message_id, args)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        ON CONFLICT (source_topic, source_partition, source_offset, template) DO NOTHING
+        ON CONFLICT DO NOTHING
         RETURNING *
         """,
         source.topic,
@@ -50,16 +51,19 @@ async def claim(
         message_id,
         args,
     )
-    if row is None:
+    if row is None:  # seen before: as this source record, or as the same message from another one
         row = await pool.fetchrow(
             """
             SELECT * FROM email_notifications
-            WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3 AND template = $4
+            WHERE (source_topic = $1 AND source_partition = $2 AND source_offset = $3 AND template = $4)
+               OR message_id = $5
+            ORDER BY id LIMIT 1
             """,
             source.topic,
             source.partition,
             source.offset,
             template,
+            message_id,
         )
     return dict(row)
 
