@@ -7,6 +7,7 @@ with the public key (servicekit.auth). Claims:
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Mapping
@@ -56,10 +57,13 @@ class TokenIssuer:
     def from_pem(cls, pem: str, ttl_seconds: int) -> TokenIssuer:
         return cls(load_private_key(pem), ttl_seconds)
 
-    def issue(self, user: Mapping[str, Any], orgs: Mapping[int, str], not_before: int = 0) -> Issued:
-        """A token for `user` (its id, email, admin) with its grants. `iat` is never earlier than
-        the user's last revocation cut-off (`not_before`), so a token made right after a change
-        is not caught by the revocation of the tokens made before it."""
+    async def issue(self, user: Mapping[str, Any], orgs: Mapping[int, str], not_before: int = 0) -> Issued:
+        """A token for `user` (its id, email, admin) with its grants. The user's last revocation
+        cut-off `not_before` may be up to a second ahead (see events.cut_off): the token waits for
+        it, so its `iat` is honest and the revocation of older tokens does not catch it."""
+        delay = not_before - time.time()
+        if delay > 0:
+            await asyncio.sleep(min(delay, 2.0))
         iat = max(int(time.time()), not_before)
         exp = iat + self.ttl_seconds
         jti = uuid.uuid4().hex

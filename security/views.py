@@ -68,7 +68,7 @@ async def login(request: web.Request) -> web.Response:
     except TooManyRequests as exc:
         log.warning("login refused: too many failures for one email (retry in %ss)", exc.retry_after)
         return json_response(exc.as_json(), status=exc.status, headers={"Retry-After": str(exc.retry_after)})
-    issued = request.app[ISSUER].issue(user, orgs, not_before)
+    issued = await request.app[ISSUER].issue(user, orgs, not_before)
     log.info("user %s logged in (token %s)", user["id"], issued.jti)
     return json_response({"jwt": issued.token, "expires_at": issued.expires_at}, status=201)
 

@@ -37,3 +37,30 @@ async def admin_token(security_client: TestClient[Any, Any]) -> str:
 @pytest.fixture
 def admin(admin_token: str) -> dict[str, str]:
     return Tokens.header(admin_token)
+
+
+@pytest.fixture
+def make_user(security_client: TestClient[Any, Any], admin: dict[str, str]) -> Callable[..., Any]:
+    """Create a user (as the administrator) and return its row."""
+
+    async def make(email: str, password: str = "a-good-password", is_admin: bool = False) -> dict[str, Any]:
+        resp = await security_client.post(
+            "/users", json={"user": {"email": email, "password": password, "admin": is_admin}}, headers=admin
+        )
+        assert resp.status == 201, await resp.text()
+        row: dict[str, Any] = await resp.json()
+        return row
+
+    return make
+
+
+@pytest.fixture
+def login(security_client: TestClient[Any, Any]) -> Callable[..., Any]:
+    """Log in; the bearer header of the new token."""
+
+    async def log_in(email: str, password: str = "a-good-password") -> dict[str, str]:
+        resp = await security_client.post("/login", json={"email": email, "password": password})
+        assert resp.status == 201, await resp.text()
+        return Tokens.header((await resp.json())["jwt"])
+
+    return log_in

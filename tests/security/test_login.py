@@ -1,0 +1,143 @@
+"""Login, tokens, the lockout of repeated failures, and logout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient
+
+from kafka_integration import KafkaSettings
+from tests.security.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support import Tokens, read_topic, wait_until
+
+
+@pytest.fixture
+def public_key(security_env: dict[str, str]) -> str:
+    return Path(security_env["JWT_PUBLIC_KEY_FILE"]).read_text()
+
+
+async def test_login_answers_201_with_a_token_the_public_key_verifies(
+    security_client: TestClient[Any, Any],
+    public_key: str,
+    admin: dict[str, str],
+    make_user: Callable[..., Any],
+) -> None:
+    ann = await make_user("Ann@Example.com", "ann-password-1")
+    grant = {"grant": {"organization_id": 13, "role": "member"}}
+    assert (await security_client.post(f"/users/{ann['id']}/grants", json=grant, headers=admin)).status == 201
+    resp = await security_client.post(
+        "/login", json={"email": "ANN@example.com", "password": "ann-password-1"}
+    )
+    assert resp.status == 201
+    body = await resp.json()
+    assert set(body) == {"jwt", "expires_at"}
+    claims = jwt.decode(
+        body["jwt"],
+        public_key,
+        algorithms=["EdDSA"],
+        audience="kafka-rails",
+        issuer="security",
+    )
+    assert claims["sub"] == str(ann["id"])
+    assert claims["email"] == "ann@example.com"
+    assert claims["admin"] is False
+    assert claims["orgs"] == {"13": "member"}
+    assert claims["exp"] - claims["iat"] == 3600
+    assert abs(claims["iat"] - time.time()) < 10
+    assert len(claims["jti"]) == 32
+    assert body["expires_at"].endswith("Z")
+    assert datetime.fromisoformat(body["expires_at"]).timestamp() == claims["exp"]
+    assert jwt.get_unverified_header(body["jwt"])["alg"] == "EdDSA"
+
+
+async def test_wrong_password_and_unknown_email_get_the_same_answer(
+    security_client: TestClient[Any, Any], make_user: Callable[..., Any]
+) -> None:
+    await make_user("bob@example.com", "bob-password-1")
+    wrong = await security_client.post("/login", json={"email": "bob@example.com", "password": "nope-nope"})
+    unknown = await security_client.post("/login", json={"email": "who@example.com", "password": "nope-nope"})
+    assert wrong.status == unknown.status == 401
+    assert await wrong.read() == await unknown.read()
+    assert (await wrong.json())["error"] == "unauthorized"
+    assert "Retry-After" not in wrong.headers
+
+
+async def test_five_failures_lock_the_email_even_for_the_right_password(
+    security_client: TestClient[Any, Any], make_user: Callable[..., Any]
+) -> None:
+    c = security_client
+    await make_user("carl@example.com", "carl-password-1")
+    for _ in range(5):
+        resp = await c.post("/login", json={"email": "carl@example.com", "password": "guess-guess"})
+        assert resp.status == 401
+    locked = await c.post("/login", json={"email": "carl@example.com", "password": "carl-password-1"})
+    assert locked.status == 429
+    assert (await locked.json())["error"] == "too_many_requests"
+    assert 890 <= int(locked.headers["Retry-After"]) <= 900
+    # an unknown email is locked the same way, so the answers tell nothing of who exists
+    for _ in range(5):
+        resp = await c.post("/login", json={"email": "nobody@example.com", "password": "guess-guess"})
+        assert resp.status == 401
+    assert (await c.post("/login", json={"email": "nobody@example.com", "password": "x"})).status == 429
+    # other emails are not affected
+    assert (await c.post("/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})).status == 201
+
+
+async def test_a_success_forgets_earlier_failures(
+    security_client: TestClient[Any, Any], make_user: Callable[..., Any]
+) -> None:
+    c = security_client
+    await make_user("dora@example.com", "dora-password-1")
+    for _ in range(4):
+        assert (
+            await c.post("/login", json={"email": "dora@example.com", "password": "bad-bad-bad"})
+        ).status == 401
+    assert (
+        await c.post("/login", json={"email": "dora@example.com", "password": "dora-password-1"})
+    ).status == 201
+    for _ in range(4):
+        assert (
+            await c.post("/login", json={"email": "dora@example.com", "password": "bad-bad-bad"})
+        ).status == 401
+    assert (
+        await c.post("/login", json={"email": "dora@example.com", "password": "dora-password-1"})
+    ).status == 201
+
+
+async def test_logout_revokes_the_token_through_the_revocations_topic(
+    security_client: TestClient[Any, Any],
+    kafka: KafkaSettings,
+    make_user: Callable[..., Any],
+    login: Callable[..., Any],
+) -> None:
+    c = security_client
+    eve = await make_user("eve@example.com")
+    token = await login("eve@example.com")
+    claims = jwt.decode(token["Authorization"].split()[1], options={"verify_signature": False})
+    assert (await c.get(f"/users/{eve['id']}", headers=token)).status == 200
+    resp = await c.post("/logout", headers=token)
+    assert resp.status == 204
+    revocations = await read_topic(kafka, "revocations", min_count=1)
+    mine = [m for m in revocations if m.key == f"jti:{claims['jti']}"]
+    assert len(mine) == 1
+    assert mine[0].value == {"kind": "token", "jti": claims["jti"], "exp": claims["exp"], "action": "created"}
+
+    async def refused() -> bool:
+        return (await c.get(f"/users/{eve['id']}", headers=token)).status == 401
+
+    await wait_until(refused)
+    assert (await c.post("/logout", headers=token)).status == 401
+    # a new login gives a new, working token
+    assert (await c.get(f"/users/{eve['id']}", headers=await login("eve@example.com"))).status == 200
+
+
+async def test_logout_needs_a_valid_token(security_client: TestClient[Any, Any], tokens: Tokens) -> None:
+    assert (await security_client.post("/logout")).status == 401
+    expired = Tokens.header(tokens.make(ttl=-60))
+    assert (await security_client.post("/logout", headers=expired)).status == 401
