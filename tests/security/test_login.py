@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -87,6 +88,19 @@ async def test_five_failures_lock_the_email_even_for_the_right_password(
     assert (await c.post("/login", json={"email": "nobody@example.com", "password": "x"})).status == 429
     # other emails are not affected
     assert (await c.post("/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})).status == 201
+
+
+async def test_parallel_guesses_cannot_pass_the_limit(
+    security_client: TestClient[Any, Any], make_user: Callable[..., Any]
+) -> None:
+    await make_user("finn@example.com", "finn-password-1")
+    answers = await asyncio.gather(
+        *(
+            security_client.post("/login", json={"email": "finn@example.com", "password": f"guess-{n:04}"})
+            for n in range(8)
+        )
+    )
+    assert sorted(a.status for a in answers) == [401] * 5 + [429] * 3
 
 
 async def test_a_success_forgets_earlier_failures(

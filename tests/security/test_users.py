@@ -153,7 +153,14 @@ async def test_a_user_reads_and_changes_themselves_but_not_others_nor_admin(
         f"/users/{ivy['id']}", json={"user": {"password": "ivy-new-password"}}, headers=ivy_token
     )
     assert changed.status == 200
-    await login("ivy@example.com", "ivy-new-password")
+
+    async def old_token_refused() -> bool:  # a new password revokes the tokens made before it
+        return (await c.get(f"/users/{ivy['id']}", headers=ivy_token)).status == 401
+
+    await wait_until(old_token_refused)
+    assert (
+        await c.get(f"/users/{ivy['id']}", headers=await login("ivy@example.com", "ivy-new-password"))
+    ).status == 200
 
 
 async def test_the_last_administrator_cannot_be_removed(
