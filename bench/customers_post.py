@@ -1,10 +1,10 @@
 """Requests per second for POST /customers at concurrency 32, with the PostgreSQL commit rate of
 the same machine (pgbench, one INSERT per transaction, 32 clients) beside it.
 
-    .venv/bin/python bench/customers_post.py --seconds 15
+    .venv/bin/python -m bench.customers_post --seconds 15
 
 Starts `python -m customers` as its own process on a free port against the running
-infrastructure (`bash infra/up.sh` first).
+infrastructure (`bash infra/up.sh` first), and calls it with an administrator's token.
 """
 
 from __future__ import annotations
@@ -12,31 +12,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 import aiohttp
 
-from tests.support import ROOT, start_infra
+from bench.processes import bench_run, wait_healthy
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def load(url: str, seconds: float, concurrency: int) -> tuple[int, int, list[float]]:
+async def load(
+    url: str, seconds: float, concurrency: int, headers: dict[str, str]
+) -> tuple[int, int, list[float]]:
     done = errors = 0
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=headers) as session:
 
         async def worker(w: int) -> None:
             nonlocal done, errors
@@ -85,28 +78,13 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    env = {**os.environ, **start_infra()}
-    port = free_port()
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    env |= {"PORT": str(port), "DATABASE_SCHEMA": schema, "KAFKA_TOPIC_PREFIX": f"{schema}."}
-    service = subprocess.Popen([sys.executable, "-m", "customers"], cwd=ROOT, env=env)
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/health") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-        await load(f"http://127.0.0.1:{port}/customers", 2, args.concurrency)  # warm up
-        done, errors, latencies = await load(
-            f"http://127.0.0.1:{port}/customers", args.seconds, args.concurrency
-        )
-    finally:
-        service.terminate()
-        service.wait(10)
+    with bench_run() as run:
+        port = run.start(["customers"])
+        await wait_healthy(port)
+        url = f"http://127.0.0.1:{port}/customers"
+        await load(url, 2, args.concurrency, run.headers)  # warm up
+        done, errors, latencies = await load(url, args.seconds, args.concurrency, run.headers)
+        database_url = run.env["DATABASE_URL"]
     latencies.sort()
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
@@ -114,8 +92,9 @@ async def main() -> None:
     print(f"POST /customers, concurrency {args.concurrency}, {args.seconds:.0f} s")
     print(f"  {rate:,.0f} requests/s ({done} created, {errors} errors)")
     print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    tps = pgbench(env["DATABASE_URL"], 10, args.concurrency)
+    tps = pgbench(database_url, 10, args.concurrency)
     print(f"pgbench, one INSERT per transaction, {args.concurrency} clients: {tps}")
+
 
 if __name__ == "__main__":
     asyncio.run(main())
