@@ -1,0 +1,120 @@
+"""The engine both runners share: fold table records into state, decide what a stream record gives.
+
+It does no I/O besides the store: the Kafka runner (`runner.py`) and the offline runner
+(`offline.py`) feed it records and carry out its decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from materializer.deadletter import DeadLetter
+from materializer.errors import PoisonRecord
+from materializer.join import Decision, JoinedStream, evaluate
+from materializer.source import Record, decode_object
+from materializer.state import Batch, Store, TopicPartitionKey
+from materializer.topology import Topology
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one stream record gives across the joins reading its topic."""
+
+    wait: bool = False
+    missing: tuple[str, ...] = ()
+    emits: list[tuple[JoinedStream, dict[str, Any]]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+class Engine:
+    """Table folding and join decisions over one store."""
+
+    def __init__(self, topology: Topology, store: Store) -> None:
+        self.topology = topology
+        self.store = store
+        self._tables = topology.tables_by_topic()
+        self._joins = topology.joins_by_topic()
+        self.positions: dict[TopicPartitionKey, int] = store.offsets()
+
+    def reload(self) -> None:
+        self.positions = self.store.offsets()
+
+    def is_table_topic(self, topic: str) -> bool:
+        return topic in self._tables
+
+    def is_stream_topic(self, topic: str) -> bool:
+        return topic in self._joins
+
+    def stream_tables(self, topic: str) -> set[str]:
+        """The table topics a stream topic's joins read."""
+        return {j.table.topic for spec in self._joins.get(topic, ()) for j in spec.joins}
+
+    def apply_tables(self, records: Sequence[Record]) -> list[DeadLetter]:
+        """Fold and write at once (see `fold_tables` and `write`)."""
+        batch, dead = self.fold_tables(records)
+        self.write(batch)
+        return dead
+
+    def write(self, batch: Batch) -> None:
+        """Rows and next offsets of one poll in ONE store write."""
+        if len(batch):
+            self.store.write(batch)
+            self.positions.update(batch.offsets)
+
+    def fold_tables(self, records: Sequence[Record]) -> tuple[Batch, list[DeadLetter]]:
+        """A poll's table records as one batch, and the records refused. Records below the
+        stored offset (redeliveries) are ignored."""
+        batch = self.store.batch()
+        dead: list[DeadLetter] = []
+        positions = self.positions
+        for record in records:
+            tp = (record.topic, record.partition)
+            if record.offset < positions.get(tp, 0):
+                continue
+            try:
+                value = None if record.value is None else decode_object(record.value)
+            except PoisonRecord as exc:
+                dead.append(DeadLetter(record, exc.reason, record.topic))
+            else:
+                for table in self._tables.get(record.topic, ()):
+                    try:
+                        table.apply(batch, record, value)
+                    except PoisonRecord as exc:
+                        dead.append(DeadLetter(record, f"{table.name}: {exc.reason}", table.name))
+            batch.offset(record.topic, record.partition, record.offset + 1)
+        return batch, dead
+
+    def decide(self, record: Record, *, expired: bool = False, waited: float = 0.0) -> Outcome:
+        """Join one stream record with the tables as they stand."""
+        specs = self._joins.get(record.topic, ())
+        outcome = Outcome()
+        if record.value is None:
+            outcome.dead.extend(DeadLetter(record, "tombstone on a stream", s.name) for s in specs)
+            return outcome
+        try:
+            value = decode_object(record.value)
+        except PoisonRecord as exc:
+            outcome.dead.extend(DeadLetter(record, exc.reason, s.name) for s in specs)
+            return outcome
+        decisions: list[tuple[JoinedStream, Decision]] = []
+        for spec in specs:
+            try:
+                decision = evaluate(spec, value, self.store, expired=expired, waited=waited)
+            except PoisonRecord as exc:
+                decision = Decision("dead", reason=f"{spec.name}: {exc.reason}")
+            except Exception as exc:  # a failing `where` predicate must not stop the stream
+                decision = Decision("dead", reason=f"{spec.name}: {type(exc).__name__}: {exc}")
+            if decision.verdict == "wait":
+                outcome.wait = True
+                outcome.missing += decision.missing
+            decisions.append((spec, decision))
+        if outcome.wait:
+            return outcome
+        for spec, decision in decisions:
+            if decision.verdict == "emit" and decision.output is not None:
+                outcome.emits.append((spec, decision.output))
+            elif decision.verdict == "dead":
+                outcome.dead.append(DeadLetter(record, decision.reason, spec.name))
+        return outcome

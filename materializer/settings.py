@@ -1,0 +1,48 @@
+"""Options of a Kafka-backed materializer (a frozen dataclass, built once by the embedder)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka_integration import KafkaSettings
+from materializer.errors import TopologyError
+
+
+@dataclass(frozen=True)
+class MaterializerSettings:
+    """How to reach Kafka, where state lives, and the bounds of waiting and batching.
+
+    - `group_id`: the consumer group of the stream partitions; also the stem of the transactional
+      ids (`{group_id}.{topic}.{partition}`), so it must be the same for all workers of one job.
+    - `state_dir`: the RocksDB folder (required unless the state is kept in memory).
+    - `join_wait_seconds`: how long a stream record waits for a missing table row.
+    - `dead_letter_topic`: logical name of the topic for refused records (None: logged only).
+    - `commit_interval_seconds` / `max_batch_records`: a stream partition commits its transaction
+      (outputs + offsets) at least this often / after this many records.
+    - `max_queued_records`: fetched records held per partition before its fetching pauses.
+    - `topic_partitions`: partitions of the topics the materializer creates when missing.
+    """
+
+    kafka: KafkaSettings
+    group_id: str = "materializer"
+    state_dir: Path | None = None
+    join_wait_seconds: float = 30.0
+    dead_letter_topic: str | None = "materializer_dead_letters"
+    commit_interval_seconds: float = 0.2
+    max_batch_records: int = 5000
+    max_queued_records: int = 10000
+    table_poll_records: int = 20000
+    topic_partitions: int = 3
+    session_timeout_ms: int = 10000
+    heartbeat_interval_ms: int = 1000
+    transaction_timeout_ms: int = 60000
+    create_topics: bool = True
+
+    def __post_init__(self) -> None:
+        if self.join_wait_seconds < 0:
+            raise TopologyError("join_wait_seconds must be >= 0")
+        if not self.group_id:
+            raise TopologyError("group_id must not be empty")
+        if self.max_batch_records < 1 or self.max_queued_records < 1:
+            raise TopologyError("max_batch_records and max_queued_records must be positive")
