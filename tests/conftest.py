@@ -70,3 +70,27 @@ async def serve() -> AsyncIterator[Callable[[web.Application], Any]]:
     yield start
     for client in reversed(clients):
         await client.close()
+
+
+@pytest.fixture
+async def customers_client(
+    test_env: dict[str, str], serve: Callable[..., Any], tokens: Tokens
+) -> TestClient[Any, Any]:
+    """The customers service, called with an administrator's token."""
+    from customers.app import create_app
+    from customers.config import Config
+
+    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(test_env)), tokens.admin())
+    return client
+
+
+@pytest.fixture
+async def orders_client(
+    test_env: dict[str, str], serve: Callable[..., Any], tokens: Tokens
+) -> TestClient[Any, Any]:
+    """The orders service, called with an administrator's token."""
+    from orders.app import create_app
+    from orders.config import Config
+
+    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(test_env)), tokens.admin())
+    return client
