@@ -213,8 +213,8 @@ def _logical(settings: MaterializerSettings, physical: str) -> str:
 async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float = 30.0) -> list[TopicPartition]:
     deadline = time.monotonic() + timeout
     while True:
-        await consumer.topics()  # refreshes the metadata
-        found = consumer.partitions_for_topic(topic)
+        cluster = await consumer._client.fetch_all_metadata()  # fresh: the topic may be new
+        found = cluster.partitions_for_topic(topic)
         if found:
             return [TopicPartition(topic, p) for p in sorted(found)]
         if time.monotonic() > deadline:
@@ -427,6 +427,9 @@ class _StreamReader:
             for tp, rs in batches.items():
                 worker = self.workers.get(tp)
                 if worker is None:
+                    # fetched while its assignment is still being set up: fetch them again later
+                    if tp in consumer.assignment():
+                        consumer.seek(tp, rs[0].offset)
                     continue
                 worker.push(rs, seen_at)
                 if len(worker.queue) >= limit:
@@ -575,6 +578,14 @@ class _PartitionWorker:
             if not tables.ready_fast(self.needs, record.timestamp, seen_at):
                 await tables.ready(self.needs, record.timestamp, seen_at)
             outcome = self.engine.decide(record)
+            log.debug(
+                "%s:%s@%s -> wait=%s emits=%d dead=%d",
+                *self.tp,
+                raw.offset,
+                outcome.wait,
+                len(outcome.emits),
+                len(outcome.dead),
+            )
             if outcome.wait:
                 await self._commit()  # do not hold a transaction open while waiting
                 waited = await self._wait(record)
@@ -638,6 +649,7 @@ class _PartitionWorker:
         await self.producer.flush()  # aiokafka does not wait for in-flight sends before EndTxn
         await self.producer.send_offsets_to_transaction({self.tp: self._pending}, self.settings.group_id)
         await self.producer.commit_transaction()
+        log.debug("%s:%s committed %s", *self.tp, self._pending)
         self._in_txn = False
         self.committed = self._pending
 

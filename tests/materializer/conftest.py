@@ -1,0 +1,134 @@
+"""Fixtures for the materializer against the real broker: seed topics, producing, a factory of
+started materializers (stopped at the end of the test), and a read_committed reader."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from kafka_integration import KafkaSettings, TopicSpec, ensure_topics
+from materializer import Materializer, MaterializerSettings, Topology
+from tests.support import unique
+
+PARTITIONS = 3
+Value = dict[str, Any] | bytes | None
+
+
+@pytest.fixture
+async def seed_topics(kafka: KafkaSettings) -> None:
+    await ensure_topics(
+        kafka,
+        [
+            TopicSpec("organizations", partitions=PARTITIONS),
+            TopicSpec("customers", partitions=PARTITIONS),
+            TopicSpec("orders", partitions=PARTITIONS, compacted=False),
+            TopicSpec("orders_created", partitions=PARTITIONS, compacted=False),
+            TopicSpec("materializer_dead_letters", partitions=1, compacted=False),
+        ],
+    )
+
+
+@pytest.fixture
+async def producer(kafka: KafkaSettings) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    p = AIOKafkaProducer(**kafka.client_kwargs(), enable_idempotence=True, linger_ms=5)
+    await p.start()
+
+    async def produce(topic: str, items: Iterable[tuple[Any, Value]], partition: int | None = None) -> None:
+        futures = []
+        for key, value in items:
+            raw = orjson.dumps(value) if isinstance(value, dict) else value
+            k = None if key is None else str(key).encode()
+            futures.append(await p.send(kafka.topic(topic), raw, key=k, partition=partition))
+        await asyncio.gather(*futures)
+
+    yield produce
+    await p.stop()
+
+
+@pytest.fixture
+def settings_for(kafka: KafkaSettings, tmp_path: Path) -> Callable[..., MaterializerSettings]:
+    group = unique("mat_")
+
+    def make(name: str = "a", **overrides: Any) -> MaterializerSettings:
+        base: dict[str, Any] = {
+            "kafka": kafka,
+            "group_id": group,
+            "state_dir": tmp_path / f"state-{name}",
+            "join_wait_seconds": 20.0,
+            "session_timeout_ms": 6000,
+        }
+        return MaterializerSettings(**{**base, **overrides})
+
+    return make
+
+
+@pytest.fixture
+async def start_materializer(
+    settings_for: Callable[..., MaterializerSettings],
+) -> AsyncIterator[Callable[..., Awaitable[Materializer]]]:
+    started: list[Materializer] = []
+
+    async def start(topology: Topology, name: str = "a", **overrides: Any) -> Materializer:
+        state = overrides.pop("state", "rocksdb")
+        m = Materializer(topology, settings_for(name, **overrides), state=state)
+        await m.start()
+        started.append(m)
+        return m
+
+    yield start
+    for m in reversed(started):
+        await m.stop()
+
+
+async def read_committed(
+    kafka: KafkaSettings, topic: str, *, min_count: int = 0, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """Every committed record of a logical topic (value parsed, plus _key/_partition/_offset),
+    waiting up to `timeout` for at least `min_count`."""
+    name = kafka.topic(topic)
+    consumer = AIOKafkaConsumer(
+        **kafka.client_kwargs(), enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            out = await _read_all(consumer, name)
+            if len(out) >= min_count or loop.time() > deadline:
+                return out
+            await asyncio.sleep(0.3)
+    finally:
+        await consumer.stop()
+
+
+async def _read_all(consumer: AIOKafkaConsumer, name: str) -> list[dict[str, Any]]:
+    cluster = await consumer._client.fetch_all_metadata()
+    tps = [TopicPartition(name, p) for p in sorted(cluster.partitions_for_topic(name) or set())]
+    if not tps:
+        return []
+    end = await consumer.end_offsets(tps)
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    remaining = {tp for tp in tps if await consumer.position(tp) < end[tp]}
+    out: list[dict[str, Any]] = []
+    while remaining:
+        batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=50000)
+        for tp, records in batch.items():
+            for r in records:
+                if r.offset < end[tp]:
+                    value = orjson.loads(r.value) if r.value is not None else {}
+                    value.update(
+                        _key=r.key.decode() if r.key else None, _partition=r.partition, _offset=r.offset
+                    )
+                    out.append(value)
+        for tp in list(remaining):
+            if await consumer.position(tp) >= end[tp]:
+                remaining.discard(tp)
+    return out
