@@ -1,0 +1,31 @@
+"""Run the seed's orders_created join until killed: the subprocess of the kill -9 test.
+
+GROUP_ID=... STATE_DIR=... KAFKA_TOPIC_PREFIX=... python -m tests.materializer.kill_worker
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from kafka_integration import KafkaSettings
+from materializer import Materializer, MaterializerSettings
+from tests.materializer.topologies import seed_topology
+
+
+async def main() -> None:
+    settings = MaterializerSettings(
+        kafka=KafkaSettings.from_env(os.environ, client_id="kill-worker"),
+        group_id=os.environ["GROUP_ID"],
+        state_dir=Path(os.environ["STATE_DIR"]),
+        session_timeout_ms=6000,
+        create_topics=False,
+    )
+    async with Materializer(seed_topology(), settings):
+        print("started", flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
