@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from materializer import Materializer, MaterializerSettings
+from notifications import streams
 from notifications.config import Config
 from notifications.models import MailBody, Notification, TemplateBody
 from notifications.notify import Notifier
-from notifications.views import NOTIFIER, routes
+from notifications.views import MATERIALIZER, NOTIFIER, routes
 from servicekit.app import DB_POOL, service_app
 from servicekit.openapi import Operation
 
@@ -24,6 +26,9 @@ OPERATIONS = [
     ),
     Operation("GET", "/notifications/{id}", "one notification", None, Notification),
     Operation("GET", "/templates/{code}", "a template", None, TemplateBody),
+    Operation("GET", "/tables", "the materialized tables and their sizes"),
+    Operation("GET", "/tables/{table}", "rows of a table (?after_key=&limit=), as ksqlDB's pull queries"),
+    Operation("GET", "/tables/{table}/{key}", "one row of a table by key"),
     Operation(
         "PUT",
         "/templates/{code}",
@@ -51,5 +56,22 @@ def create_app(config: Config) -> web.Application:
         app[NOTIFIER] = Notifier(app[DB_POOL], config.smtp, tenant=config.worker.tenant)
         yield
 
+    async def tables(app: web.Application) -> AsyncIterator[None]:
+        # Kafka may be down: the materializer's start must not fail the API, it catches up later.
+        materializer = app[MATERIALIZER] = Materializer(
+            streams.api_topology(),
+            MaterializerSettings(
+                kafka=config.kafka,
+                state_dir=config.worker.state_dir / "api",
+                group_id=f"{config.worker.group_id}-api",
+                join_wait_seconds=config.worker.join_wait_seconds,
+                dead_letter_topic=config.worker.dead_letter_topic,
+            ),
+        )
+        await materializer.start()
+        yield
+        await materializer.stop()
+
     app.cleanup_ctx.append(notifier)
+    app.cleanup_ctx.append(tables)
     return app

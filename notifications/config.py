@@ -11,19 +11,22 @@ from kafka_integration import KafkaSettings
 from notifications.mailer import SmtpSettings
 from servicekit.app import HttpSettings
 from servicekit.auth import AuthSettings
-from servicekit.config import env_float, env_str
+from servicekit.config import env_float, env_int, env_str
 from servicekit.db import DatabaseSettings
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     """MATERIALIZER_STATE_DIR (RocksDB state), JOIN_WAIT_SECONDS (how long an invoice waits for
-    its customer or organization before it is dead-lettered), CONSUMER_GROUP, NOTIFICATIONS_TENANT."""
+    its customer or organization before it is dead-lettered), CONSUMER_GROUP, NOTIFICATIONS_TENANT,
+    DEAD_LETTER_TOPIC, WORKER_PORT (the worker's /health and /metrics)."""
 
     state_dir: Path
     join_wait_seconds: float
     group_id: str
     tenant: str
+    dead_letter_topic: str = "notifications_dead_letters"
+    port: int = 3005
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
@@ -32,6 +35,8 @@ class WorkerSettings:
             join_wait_seconds=env_float(environ, "JOIN_WAIT_SECONDS", 30.0),
             group_id=env_str(environ, "CONSUMER_GROUP", "notifications"),
             tenant=env_str(environ, "NOTIFICATIONS_TENANT", "default"),
+            dead_letter_topic=env_str(environ, "DEAD_LETTER_TOPIC", "notifications_dead_letters"),
+            port=env_int(environ, "WORKER_PORT", 3005),
         )
 
 

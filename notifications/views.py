@@ -8,19 +8,22 @@ override, read to list); mails and templates for no organization need an adminis
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from aiohttp import web
 
-from notifications import db, templates
+from materializer import Materializer
+from notifications import db, streams, templates
 from notifications.db import Source
 from notifications.models import MailBody, TemplateBody
 from notifications.notify import Notifier, SmtpUnavailable
 from servicekit.app import DB_POOL
-from servicekit.auth import principal
-from servicekit.errors import NotFound, Unavailable, ValidationFailed
+from servicekit.auth import Principal, principal
+from servicekit.errors import Forbidden, NotFound, Unavailable, ValidationFailed
 from servicekit.http import json_response, page, path_id, read_model
 
 NOTIFIER = web.AppKey("notifications.notifier", Notifier)
+MATERIALIZER = web.AppKey("notifications.materializer", Materializer)
 STATUSES = ("created", "sending", "sent", "failed")
 
 routes = web.RouteTableDef()
@@ -108,3 +111,54 @@ async def put_template(request: web.Request) -> web.Response:
         request.app[DB_POOL], templates.Template(code, body.subject, body.text_body, body.html_body)
     )
     return json_response({"code": code, **body.model_dump()})
+
+
+# The pull queries ksqlDB offered: the materialized tables and the enriched orders, read here
+# from this process's own copy (the API embeds a materializer with the tables only).
+
+
+def _readable(who: Principal, table: str, key: str, row: dict[str, Any]) -> bool:
+    if who.admin or table in (streams.CUSTOMERS_TABLE, streams.CUSTOMER_CREATED):
+        return True  # customers belong to no organization (as in the customers service)
+    org = key if table == streams.ORGANIZATIONS_TABLE else row.get("organization_id")
+    return str(org).isdigit() and who.can_read(int(str(org)))
+
+
+def _table_name(request: web.Request) -> str:
+    name = request.match_info["table"]
+    if name not in streams.TABLES:
+        raise NotFound(f"no table {name!r}; tables: {', '.join(streams.TABLES)}")
+    return name
+
+
+@routes.get("/tables")
+async def list_tables(request: web.Request) -> web.Response:
+    materializer = request.app[MATERIALIZER]
+    return json_response([{"name": name, "rows": len(materializer.table(name))} for name in streams.TABLES])
+
+
+@routes.get("/tables/{table}")
+async def table_rows(request: web.Request) -> web.Response:
+    name = _table_name(request)
+    _, limit = page(request)
+    after = request.query.get("after_key", "")
+    who = principal(request)
+    rows: list[dict[str, Any]] = []
+    for key, row in request.app[MATERIALIZER].table(name).items():
+        if len(rows) >= limit:
+            break
+        if key > after and _readable(who, name, key, row):
+            rows.append({"key": key, **row})
+    return json_response(rows)
+
+
+@routes.get("/tables/{table}/{key}")
+async def table_row(request: web.Request) -> web.Response:
+    name = _table_name(request)
+    key = request.match_info["key"]
+    row = request.app[MATERIALIZER].table(name).get(key)
+    if row is None:
+        raise NotFound(f"no row {key!r} in {name}")
+    if not _readable(principal(request), name, key, row):
+        raise Forbidden(f"no access to row {key!r} of {name}")
+    return json_response({"key": key, **row})
