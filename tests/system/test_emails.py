@@ -7,7 +7,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from kafka_integration import Event, KafkaSettings, Producer, new_producer
-from tests.support import mails, read_topic, unique, wait_for_mails
+from notifications.app import create_app as notifications_app
+from notifications.config import Config
+from tests.support import Tokens, mails, read_topic, unique, wait_for_mails, wait_until
 
 ORDER = {"date": "2022-05-07T07:50:03-00:00", "deliver_date": "2022-05-07T07:53:03-00:00", "state": "pending"}
 
@@ -102,7 +104,6 @@ async def test_an_invitation_emails_the_customer(
 async def test_an_invoice_waits_for_its_customer_and_one_that_never_comes_is_dead_lettered(
     customers: TestClient[Any, Any], system_env: dict[str, str], kafka: KafkaSettings
 ) -> None:
-    from notifications.config import Config
     from notifications.worker import running_worker
 
     env = {**system_env, "JOIN_WAIT_SECONDS": "3"}
@@ -155,3 +156,44 @@ async def test_an_invoice_waits_for_its_customer_and_one_that_never_comes_is_dea
         assert not [m for m in mails(env) if "never" in str(m["Subject"])]
     finally:
         await producer.stop()
+
+
+async def test_the_api_serves_the_materialized_tables_behind_tokens(
+    customers: TestClient[Any, Any],
+    orders: TestClient[Any, Any],
+    worker: Any,
+    system_env: dict[str, str],
+    serve: Any,
+    tokens: Tokens,
+) -> None:
+    api = await serve(notifications_app(Config.from_env(system_env)))
+    admin = Tokens.header(tokens.admin())
+    org = await _post(customers, "/organizations", {"organization": {"name": "TableCo"}})
+    other = await _post(customers, "/organizations", {"organization": {"name": "OtherCo"}})
+    person = await _post(
+        customers, "/customers", {"customer": {"name": "T", "last_name": "C", "email": "t@c.io"}}
+    )
+    order = {"po": "tbl1", "organization_id": org["id"], "customer_id": person["id"], **ORDER}
+    await _post(orders, "/orders", order)
+    await _post(orders, "/orders", {**order, "po": "tbl2", "organization_id": other["id"]})
+
+    async def enriched_orders() -> bool:
+        resp = await api.get("/tables/orders_created", headers=admin)
+        return resp.status == 200 and len(await resp.json()) == 2
+
+    await wait_until(enriched_orders, timeout=30)
+    row = await (await api.get(f"/tables/organizations_table/{org['id']}", headers=admin)).json()
+    assert row["name"] == "TableCo"
+    customer = await (await api.get(f"/tables/customers_table/{person['id']}", headers=admin)).json()
+    assert (customer["email"], customer["action"]) == ("t@c.io", "created")
+    assert (await api.get(f"/tables/customer_created/{person['id']}", headers=admin)).status == 200
+    names = {t["name"]: t["rows"] for t in await (await api.get("/tables", headers=admin)).json()}
+    assert names["orders_created"] == 2
+
+    member = Tokens.header(tokens.make(user_id=9, orgs={org["id"]: "viewer"}))
+    seen = await (await api.get("/tables/orders_created", headers=member)).json()
+    assert [(r["po"], r["organization_name"]) for r in seen] == [("tbl1", "TableCo")]
+    assert (await api.get(f"/tables/organizations_table/{other['id']}", headers=member)).status == 403
+    assert (await api.get("/tables/orders_created")).status == 401
+    assert (await api.get("/tables/nope", headers=admin)).status == 404
+    assert (await api.get("/tables/organizations_table/999999", headers=admin)).status == 404
