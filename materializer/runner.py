@@ -231,6 +231,9 @@ class _TableReader:
         assert owner.engine is not None
         self.engine: Engine = owner.engine
         self.consumer: AIOKafkaConsumer | None = None
+        # End offsets are asked on a connection of their own: on the fetching consumer's, the
+        # request would wait behind its long-polling fetch (up to fetch_max_wait_ms per join).
+        self.offsets: AIOKafkaConsumer | None = None
         self.tps: list[TopicPartition] = []
         self.logical: dict[TopicPartition, str] = {}
         self.pos: dict[TopicPartition, int] = {}
@@ -252,6 +255,10 @@ class _TableReader:
             fetch_max_bytes=32 * 1024 * 1024,
         )
         await self.consumer.start()
+        self.offsets = AIOKafkaConsumer(
+            **kafka.client_kwargs(), group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+        )
+        await self.offsets.start()
         for topic in sorted(self.owner.topology.table_topics()):
             for tp in await _partitions(self.consumer, kafka.topic(topic)):
                 self.tps.append(tp)
@@ -284,6 +291,8 @@ class _TableReader:
                     await task
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.offsets is not None:
+            await self.offsets.stop()
 
     async def _run(self) -> None:
         assert self.consumer is not None
@@ -343,10 +352,10 @@ class _TableReader:
             await asyncio.shield(task)
 
     async def _sync_once(self) -> None:
-        assert self.consumer is not None
+        assert self.offsets is not None
         started = time.monotonic()
         if self.tps:
-            end = await self.consumer.end_offsets(self.tps)
+            end = await self.offsets.end_offsets(self.tps)
             while any(self.pos[tp] < end[tp] for tp in self.tps):
                 await self.changed(1.0)
         self.synced_at = max(self.synced_at, started)
@@ -382,6 +391,7 @@ class _StreamReader:
         self.workers: dict[TopicPartition, _PartitionWorker] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.same_partition: dict[str, bool] = {}
 
     async def start(self) -> None:
         s = self.settings
@@ -398,6 +408,17 @@ class _StreamReader:
             max_partition_fetch_bytes=2 * 1024 * 1024,
         )
         await self.consumer.start()
+        cluster = await self.consumer._client.fetch_all_metadata()
+        counts = {t: len(cluster.partitions_for_topic(t) or ()) for t in cluster.topics()}
+        # An output topic with as many partitions as its stream gets each record in the stream
+        # record's partition: the key's partition is kept (whatever partitioner the producer of
+        # the stream used) and no hashing is needed.
+        self.same_partition = {
+            kafka.topic(j.to_topic): counts.get(kafka.topic(j.to_topic), 0)
+            == counts.get(kafka.topic(j.stream.topic), -1)
+            for j in self.owner.topology.joins.values()
+            if j.to_topic
+        }
         self.consumer.subscribe(topics, listener=_Rebalance(self))
         self._task = asyncio.create_task(self._run(), name="materializer-streams")
 
@@ -526,6 +547,10 @@ class _PartitionWorker:
         self._out_topics = {
             j.name: kafka.topic(j.to_topic) for j in self.owner.topology.joins.values() if j.to_topic
         }
+        self._out_partition = {
+            name: tp.partition if reader.same_partition.get(topic) else None
+            for name, topic in self._out_topics.items()
+        }
 
     def start(self) -> None:
         self._task = asyncio.create_task(
@@ -565,8 +590,15 @@ class _PartitionWorker:
         queue = self.queue
         while not self._stopping:
             if not queue:
-                await self._commit()
+                # Idle: commit, but not sooner than commit_interval after the transaction began,
+                # so sparse records (one every few ms) share a commit instead of paying one each.
+                young = settings.commit_interval_seconds - (time.monotonic() - self._txn_started)
                 self._wake.clear()
+                if self._in_txn and young > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), young)
+                    continue
+                await self._commit()
                 if not queue and not self._stopping:
                     await self._wake.wait()
                 continue
@@ -638,7 +670,9 @@ class _PartitionWorker:
             self.owner.records_out += 1
             topic = self._out_topics.get(spec.name)
             if topic is not None:
-                await send(topic, orjson.dumps(output), key=record.key)
+                await send(
+                    topic, orjson.dumps(output), key=record.key, partition=self._out_partition[spec.name]
+                )
             if spec.on_output is not None:
                 await spec.on_output(output, record.source())
 
