@@ -551,6 +551,10 @@ class _PartitionWorker:
             name: tp.partition if reader.same_partition.get(topic) else None
             for name, topic in self._out_topics.items()
         }
+        self._out_partition_by_topic = {
+            topic: tp.partition for topic in self._out_topics.values() if reader.same_partition.get(topic)
+        }
+        self._batches: dict[str, Any] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(
@@ -670,16 +674,37 @@ class _PartitionWorker:
             self.owner.records_out += 1
             topic = self._out_topics.get(spec.name)
             if topic is not None:
-                await send(
-                    topic, orjson.dumps(output), key=record.key, partition=self._out_partition[spec.name]
-                )
+                partition = self._out_partition[spec.name]
+                if partition is None:
+                    await send(topic, orjson.dumps(output), key=record.key)
+                else:
+                    await self._append(topic, partition, record.key, orjson.dumps(output))
             if spec.on_output is not None:
                 await spec.on_output(output, record.source())
+
+    async def _append(self, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
+        """Add an output to this partition's open record batch (cheaper than one send per record);
+        a full batch is handed to the producer."""
+        batch = self._batches.get(topic)
+        if batch is None:
+            batch = self._batches[topic] = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            await self.producer.send_batch(batch, topic, partition=partition)
+            batch = self._batches[topic] = self.producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+
+    async def _send_batches(self) -> None:
+        batches, self._batches = self._batches, {}
+        for topic, batch in batches.items():
+            if batch.record_count():
+                partition = self._out_partition_by_topic[topic]
+                await self.producer.send_batch(batch, topic, partition=partition)
 
     async def _commit(self) -> None:
         if not self._in_txn:
             return
         assert self._pending is not None
+        await self._send_batches()
         await self.producer.flush()  # aiokafka does not wait for in-flight sends before EndTxn
         await self.producer.send_offsets_to_transaction({self.tp: self._pending}, self.settings.group_id)
         await self.producer.commit_transaction()
@@ -689,6 +714,8 @@ class _PartitionWorker:
 
     async def _abort(self) -> None:
         self.queue.clear()
+        self._batches = {}
+        self.reader.resume(self.tp)
         if self._in_txn:
             with contextlib.suppress(Exception):
                 await self.producer.abort_transaction()

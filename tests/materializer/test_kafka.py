@@ -231,3 +231,17 @@ async def test_on_output_gets_each_record_with_its_source(
     assert [i for i, _ in seen] == list(range(20))  # in partition order
     assert [s.offset for _, s in seen] == list(range(20))
     assert {(s.topic, s.partition) for _, s in seen} == {("orders", 1)}
+
+
+async def test_memory_state_rebuilds_on_each_start(
+    kafka: KafkaSettings, producer: Produce, start_materializer: Start
+) -> None:
+    await producer("organizations", [(13, {"id": 13, "name": "Org"})])
+    await producer("customers", [(10, {"id": 10, "name": "C"})])
+    first = await start_materializer(seed_topology(), "x", state="memory")
+    await first.wait_caught_up(30)
+    assert first.table("organizations_table").get(13) == {"id": 13, "name": "Org"}
+    await first.stop()
+    second = await start_materializer(seed_topology(), "x", state="memory")
+    await second.wait_caught_up(30)
+    assert second.table_records_in == 2 and len(second.table("customers_table")) == 1
