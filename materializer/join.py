@@ -51,6 +51,7 @@ class Join:
     kind: JoinKind = "inner"
     columns: Mapping[str, str] = field(default_factory=dict)
     wait: bool = True
+    outputs: tuple[tuple[str, str], ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("inner", "left"):
@@ -58,6 +59,8 @@ class Join:
         for out, column in self.output_columns().items():
             if column not in self.table.columns:
                 raise TopologyError(f"{self.table.name} has no column {column!r} (wanted as {out!r})")
+
+        object.__setattr__(self, "outputs", tuple(self.output_columns().items()))
 
     def output_columns(self) -> Mapping[str, str]:
         return self.columns or {c: c for c in self.table.columns}
@@ -119,8 +122,12 @@ def evaluate(
                         reason=f"{spec.name}: no row in {join.table.name} with key {key!r} "
                         f"(from {join.on!r}){after}",
                     )
-        for name, column in join.output_columns().items():
-            out[name] = None if row is None else row.get(column)
+        if row is None:
+            for name, _ in join.outputs:
+                out[name] = None
+        else:
+            for name, column in join.outputs:
+                out[name] = row.get(column)
     if missing:
         return Decision("wait", missing=tuple(missing))
     return Decision("emit", output=out)

@@ -21,6 +21,7 @@ Columns = Sequence[str] | Mapping[str, type | tuple[type, ...]]
 Predicate = Callable[[Row], bool]
 
 _SCALARS: tuple[type, ...] = (str, int, float, bool)
+_SCALAR_TYPES = frozenset(_SCALARS)
 
 
 def normalize_columns(columns: Columns) -> tuple[tuple[str, ...], dict[str, tuple[type, ...]] | None]:
@@ -47,6 +48,8 @@ def check_columns(
     for name in names:
         v = value.get(name)
         if v is None:
+            continue
+        if types is None and type(v) in _SCALAR_TYPES:  # the common case, decided at once
             continue
         allowed = _SCALARS if types is None else types[name]
         if isinstance(v, bool) and bool not in allowed:
