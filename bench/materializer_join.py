@@ -161,7 +161,10 @@ async def fill(kafka: KafkaSettings, rows: int, orders: int) -> dict[str, Any]:
 
 async def raw_consume(kafka: KafkaSettings, decode: bool) -> dict[str, Any]:
     consumer = AIOKafkaConsumer(
-        **kafka.client_kwargs(), enable_auto_commit=False, max_partition_fetch_bytes=2 * 1024 * 1024
+        **kafka.client_kwargs(),
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=2 * 1024 * 1024,
+        auto_offset_reset="earliest",  # with "latest", its reset can land after seek_to_beginning
     )
     await consumer.start()
     try:

@@ -460,20 +460,8 @@ class _StreamReader:
         """New partitions: a transactional producer each (its start fences a previous owner and
         settles its open transaction), then seek to the committed offset."""
         assert self.consumer is not None
-        s = self.settings
-        kafka = s.kafka
         new = [tp for tp in sorted(assigned) if tp not in self.workers]
-        producers = [
-            AIOKafkaProducer(
-                **kafka.client_kwargs(),
-                transactional_id=f"{s.group_id}.{_logical(s, tp.topic)}.{tp.partition}",
-                transaction_timeout_ms=s.transaction_timeout_ms,
-                linger_ms=5,
-                max_batch_size=256 * 1024,
-            )
-            for tp in new
-        ]
-        await asyncio.gather(*(p.start() for p in producers))
+        producers = await asyncio.gather(*(self.start_producer(tp) for tp in new))
         for tp, producer in zip(new, producers, strict=True):
             committed = await self.consumer.committed(tp)
             if committed is not None:
@@ -482,6 +470,29 @@ class _StreamReader:
             self.workers[tp] = worker
             worker.start()
         log.info("stream partitions assigned: %s", [f"{t.topic}:{t.partition}" for t in new])
+
+    async def start_producer(self, tp: TopicPartition, retry: bool = False) -> AIOKafkaProducer:
+        """The transactional producer of one stream partition; starting it fences any previous
+        producer with the same id and settles (aborts or finishes) its open transaction."""
+        s = self.settings
+        while True:
+            producer = AIOKafkaProducer(
+                **s.kafka.client_kwargs(),
+                transactional_id=f"{s.group_id}.{_logical(s, tp.topic)}.{tp.partition}",
+                transaction_timeout_ms=s.transaction_timeout_ms,
+                linger_ms=5,
+                max_batch_size=256 * 1024,
+            )
+            try:
+                await producer.start()
+                return producer
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                if not retry or self._stopping:
+                    raise
+                log.warning("%s:%s: cannot start a transactional producer yet; retrying", *tp)
+                await asyncio.sleep(1.0)
 
     async def revoke(self, revoked: set[TopicPartition]) -> None:
         """Partitions leaving: each worker finishes its current record and commits, then stops."""
@@ -555,6 +566,7 @@ class _PartitionWorker:
             topic: tp.partition for topic in self._out_topics.values() if reader.same_partition.get(topic)
         }
         self._batches: dict[str, Any] = {}
+        self._first_offset: int | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(
@@ -565,6 +577,8 @@ class _PartitionWorker:
         return self._task is None or self._task.done()
 
     def push(self, records: list[Any], seen_at: float) -> None:
+        if self._first_offset is None:
+            self._first_offset = records[0].offset
         self.queue.extend((r, seen_at) for r in records)
         self._wake.set()
 
@@ -614,14 +628,6 @@ class _PartitionWorker:
             if not tables.ready_fast(self.needs, record.timestamp, seen_at):
                 await tables.ready(self.needs, record.timestamp, seen_at)
             outcome = self.engine.decide(record)
-            log.debug(
-                "%s:%s@%s -> wait=%s emits=%d dead=%d",
-                *self.tp,
-                raw.offset,
-                outcome.wait,
-                len(outcome.emits),
-                len(outcome.dead),
-            )
             if outcome.wait:
                 await self._commit()  # do not hold a transaction open while waiting
                 waited = await self._wait(record)
@@ -713,21 +719,33 @@ class _PartitionWorker:
         self.committed = self._pending
 
     async def _abort(self) -> None:
-        self.queue.clear()
+        """After a failure: rewind to the committed offset (the queued records will be fetched
+        again), abort the open transaction (or replace a producer that cannot), and start again."""
         self._batches = {}
-        self.reader.resume(self.tp)
-        if self._in_txn:
-            with contextlib.suppress(Exception):
-                await self.producer.abort_transaction()
-            self._in_txn = False
-        self.next_offset = self.committed
+        failed_txn, self._in_txn = self._in_txn, False
         consumer = self.reader.consumer
-        if consumer is not None and self.tp in consumer.assignment() and not self._stopping:
-            if self.committed is not None:
-                consumer.seek(self.tp, self.committed)
-            else:
-                await consumer.seek_to_beginning(self.tp)
-            if self.reader.workers.get(self.tp) is self:
-                self._stopping = False
-                await asyncio.sleep(1.0)
-                self.start()
+        mine = (
+            consumer is not None
+            and self.tp in consumer.assignment()
+            and self.reader.workers.get(self.tp) is self
+            and not self._stopping
+        )
+        restart_at = self.committed if self.committed is not None else self._first_offset
+        if mine and consumer is not None and restart_at is not None:
+            consumer.seek(self.tp, restart_at)  # before any await: nothing newer is queued meanwhile
+        self.queue.clear()
+        self.next_offset = self.committed
+        self.reader.resume(self.tp)
+        if not mine:
+            return
+        if failed_txn:
+            try:
+                await asyncio.wait_for(self.producer.abort_transaction(), 30)
+            except Exception:
+                log.warning("%s:%s: replacing the transactional producer", *self.tp)
+                with contextlib.suppress(Exception):
+                    await self.producer.stop()
+                self.producer = await self.reader.start_producer(self.tp, retry=True)
+        await asyncio.sleep(1.0)
+        if self.reader.workers.get(self.tp) is self and not self._stopping:
+            self.start()

@@ -93,7 +93,10 @@ async def read_committed(
     waiting up to `timeout` for at least `min_count`."""
     name = kafka.topic(topic)
     consumer = AIOKafkaConsumer(
-        **kafka.client_kwargs(), enable_auto_commit=False, isolation_level="read_committed"
+        **kafka.client_kwargs(),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",  # with "latest", its reset can land after seek_to_beginning
     )
     await consumer.start()
     try:

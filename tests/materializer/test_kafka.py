@@ -245,3 +245,31 @@ async def test_memory_state_rebuilds_on_each_start(
     second = await start_materializer(seed_topology(), "x", state="memory")
     await second.wait_caught_up(30)
     assert second.table_records_in == 2 and len(second.table("customers_table")) == 1
+
+
+async def test_a_failing_callback_is_retried_and_the_topic_output_stays_exactly_once(
+    kafka: KafkaSettings, producer: Produce, start_materializer: Start
+) -> None:
+    seen: list[int] = []
+    failed: list[int] = []
+
+    async def flaky(output: dict[str, Any], source: Source) -> None:
+        if output["id"] == 7 and not failed:
+            failed.append(7)
+            raise RuntimeError("the mail server is down")
+        seen.append(output["id"])
+
+    m = await start_materializer(seed_topology(on_output=flaky))
+    await producer("organizations", [(13, {"id": 13, "name": "Org"})])
+    await producer("customers", [(10, {"id": 10, "name": "C"})])
+    await producer("orders", [(i, order(i)) for i in range(15)], partition=2)
+    out = await read_committed(kafka, "orders_created", min_count=15)
+
+    async def all_seen() -> bool:
+        return set(seen) == set(range(15))
+
+    await wait_until(all_seen, timeout=30)
+    assert failed == [7]
+    assert sorted(o["id"] for o in out) == list(range(15))  # the aborted transaction left nothing
+    assert seen[-8:] == list(range(7, 15))  # redelivered from the committed offset, in order
+    assert m.records_in >= 15
