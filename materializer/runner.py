@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import KafkaError, ProducerFenced
 
 from kafka_integration import TopicSpec, ensure_topics
 from materializer.deadletter import DeadLetter
@@ -74,6 +74,8 @@ class Materializer:
         self._streams: _StreamReader | None = None
         self._dead_producer: AIOKafkaProducer | None = None
         self._started = False
+        self._connected = asyncio.Event()
+        self._connecting: asyncio.Task[None] | None = None
 
     # lifecycle
 
@@ -98,22 +100,43 @@ class Materializer:
             self.store.wipe()
             self.store.set_fingerprint(fingerprint)
         self.engine = Engine(self.topology, self.store)
-        if s.create_topics:
-            await ensure_topics(kafka, self._topic_specs())
+        self._started = True
         try:
-            self._dead_producer = AIOKafkaProducer(
-                **kafka.client_kwargs(), enable_idempotence=True, acks="all"
-            )
-            await self._dead_producer.start()
-            self._tables = _TableReader(self)
-            await self._tables.start()
-            if self.topology.joins:
-                self._streams = _StreamReader(self)
-                await self._streams.start()
+            await self._connect()
+        except KafkaError as exc:
+            # Kafka may be down: the tables are readable from the state as it stands, and the
+            # materializer connects (and catches up) in the background once the broker answers.
+            log.warning("Kafka is not reachable (%s): connecting in the background", exc)
+            await self._close_kafka()
+            self._connecting = asyncio.create_task(self._connect_later(), name="materializer-connect")
         except BaseException:
+            self._started = False
             await self._close()
             raise
-        self._started = True
+
+    async def _connect(self) -> None:
+        kafka = self.settings.kafka
+        if self.settings.create_topics:
+            await ensure_topics(kafka, self._topic_specs())
+        self._dead_producer = AIOKafkaProducer(**kafka.client_kwargs(), enable_idempotence=True, acks="all")
+        await self._dead_producer.start()
+        self._tables = _TableReader(self)
+        await self._tables.start()
+        if self.topology.joins:
+            self._streams = _StreamReader(self)
+            await self._streams.start()
+        self._connected.set()
+
+    async def _connect_later(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                await self._connect()
+                log.info("connected to Kafka")
+                return
+            except KafkaError as exc:
+                log.warning("Kafka is still not reachable (%s)", exc)
+                await self._close_kafka()
 
     async def stop(self) -> None:
         if not self._started:
@@ -121,7 +144,7 @@ class Materializer:
         self._started = False
         await self._close()
 
-    async def _close(self) -> None:
+    async def _close_kafka(self) -> None:
         if self._streams is not None:
             await self._streams.stop()
             self._streams = None
@@ -131,8 +154,21 @@ class Materializer:
         if self._dead_producer is not None:
             await self._dead_producer.stop()
             self._dead_producer = None
+
+    async def _close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+            self._connecting = None
+        self._connected.clear()
+        await self._close_kafka()
         if self.store is not None and not isinstance(self._state_kind, Store):
             self.store.close()
+
+    def connected(self) -> bool:
+        """Whether the Kafka clients are running (False while Kafka was unreachable at start)."""
+        return self._connected.is_set()
 
     async def __aenter__(self) -> Materializer:
         await self.start()
@@ -169,9 +205,11 @@ class Materializer:
         with `streams=True` also once this worker's stream partitions have committed up to
         theirs. Raises TimeoutError after `timeout` seconds."""
         self._require()
-        assert self._tables is not None
         async with asyncio.timeout(timeout):
-            await self._tables.sync(time.monotonic())
+            called = time.monotonic()
+            await self._connected.wait()
+            assert self._tables is not None
+            await self._tables.sync(called)
             if streams and self._streams is not None:
                 await self._streams.caught_up()
 

@@ -273,3 +273,30 @@ async def test_a_failing_callback_is_retried_and_the_topic_output_stays_exactly_
     assert sorted(o["id"] for o in out) == list(range(15))  # the aborted transaction left nothing
     assert seen[-8:] == list(range(7, 15))  # redelivered from the committed offset, in order
     assert m.records_in >= 15
+
+
+async def test_start_with_kafka_unreachable_serves_the_stored_tables(
+    kafka: KafkaSettings, producer: Produce, settings_for: Callable[..., Any]
+) -> None:
+    await producer("customers", [(10, {"id": 10, "name": "Stored"})])
+    settings = settings_for()
+    async with Materializer(seed_topology(), settings) as m:
+        await m.wait_caught_up(30)
+    import dataclasses
+
+    down = dataclasses.replace(settings, kafka=dataclasses.replace(kafka, bootstrap_servers="127.0.0.1:1"))
+    m = Materializer(seed_topology(), down)
+    await m.start()  # does not raise: it keeps trying in the background
+    try:
+        assert not m.connected()
+        assert m.table("customers_table").get(10) == {
+            "id": 10,
+            "name": "Stored",
+            "last_name": None,
+            "email": None,
+            "action": None,
+        }
+        with pytest.raises(TimeoutError):
+            await m.wait_caught_up(0.5)
+    finally:
+        await m.stop()
