@@ -19,7 +19,7 @@ from servicekit.db import DatabaseSettings
 class WorkerSettings:
     """MATERIALIZER_STATE_DIR (RocksDB state), JOIN_WAIT_SECONDS (how long an invoice waits for
     its customer or organization before it is dead-lettered), CONSUMER_GROUP, NOTIFICATIONS_TENANT,
-    DEAD_LETTER_TOPIC, WORKER_PORT (the worker's /health and /metrics)."""
+    DEAD_LETTER_TOPIC, WORKER_PORT (the worker's /health and /metrics), SMTP_CONCURRENCY (senders)."""
 
     state_dir: Path
     join_wait_seconds: float
@@ -27,6 +27,7 @@ class WorkerSettings:
     tenant: str
     dead_letter_topic: str = "notifications_dead_letters"
     port: int = 3005
+    smtp_concurrency: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
@@ -37,6 +38,7 @@ class WorkerSettings:
             tenant=env_str(environ, "NOTIFICATIONS_TENANT", "default"),
             dead_letter_topic=env_str(environ, "DEAD_LETTER_TOPIC", "notifications_dead_letters"),
             port=env_int(environ, "WORKER_PORT", 3005),
+            smtp_concurrency=env_int(environ, "SMTP_CONCURRENCY", 4),
         )
 
 

@@ -68,9 +68,30 @@ async def claim(
     return dict(row)
 
 
-async def mark_sending(pool: asyncpg.Pool, notification_id: int) -> None:
+# Recorded, neither sent nor refused, and not leased by a sender right now.
+SENDABLE = "(status = 'created' OR (status = 'sending' AND (lease_until IS NULL OR lease_until < now())))"
+
+
+async def lease(pool: asyncpg.Pool, notification_id: int, seconds: float) -> bool:
+    """Take the right to send this notification for `seconds`: False when it is sent, refused,
+    or leased by another sender right now."""
+    leased = await pool.fetchval(
+        f"""
+        UPDATE email_notifications
+        SET status = 'sending', attempts = attempts + 1, lease_until = now() + make_interval(secs => $2)
+        WHERE id = $1 AND {SENDABLE}
+        RETURNING id
+        """,
+        notification_id,
+        seconds,
+    )
+    return leased is not None
+
+
+async def release(pool: asyncpg.Pool, notification_id: int) -> None:
+    """Give a lease back (the send did not happen), so the row can be sent again at once."""
     await pool.execute(
-        "UPDATE email_notifications SET status = 'sending', attempts = attempts + 1 WHERE id = $1",
+        "UPDATE email_notifications SET lease_until = NULL WHERE id = $1 AND status = 'sending'",
         notification_id,
     )
 
@@ -86,6 +107,21 @@ async def mark_failed(pool: asyncpg.Pool, notification_id: int, error: str) -> N
     await pool.execute(
         "UPDATE email_notifications SET status = 'failed', error = $2 WHERE id = $1", notification_id, error
     )
+
+
+async def pending(pool: asyncpg.Pool, tenant: str, limit: int = 10_000) -> list[Row]:
+    """Notifications recorded but neither sent nor refused, and not leased now (e.g. left by a
+    crash), oldest first."""
+    rows = await pool.fetch(
+        f"""
+        SELECT * FROM email_notifications
+        WHERE tenant = $1 AND {SENDABLE}
+        ORDER BY id LIMIT $2
+        """,
+        tenant,
+        limit,
+    )
+    return [dict(r) for r in rows]
 
 
 async def list_notifications(

@@ -13,6 +13,7 @@ the caller retries later without losing the record.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ class Notifier:
     sent: int = 0
     failed: int = 0
 
-    async def notify(
+    async def record(
         self,
         source: Source,
         *,
@@ -48,27 +49,40 @@ class Notifier:
         organization_id: int | None,
         values: dict[str, Any],
         message_key: str,
-    ) -> str:
-        """Send `template` to `to` once for this source; returns the final status."""
-        message_id = f"<{message_key}.{self.tenant}@{self.smtp.message_id_domain}>"
-        chosen = await templates.find(self.pool, template, self.tenant, organization_id)
-        row = await db.claim(
+    ) -> dict[str, Any]:
+        """The notification row of this source (created if new, committed before any sending):
+        its status says whether it is still to be delivered."""
+        await templates.find(self.pool, template, self.tenant, organization_id)  # NotFound early
+        return await db.claim(
             self.pool,
             source,
             template=template,
             recipient=to,
             organization_id=organization_id,
             tenant=self.tenant,
-            message_id=message_id,
+            message_id=f"<{message_key}.{self.tenant}@{self.smtp.message_id_domain}>",
             args=values,
         )
+
+    async def deliver(self, row: dict[str, Any]) -> str:
+        """Send a recorded notification unless it is already sent or refused, or another sender
+        holds it ("leased"); the final status. Raises SmtpUnavailable when the server cannot be
+        reached (the row stays pending and its lease expires)."""
         if row["status"] in ("sent", "failed"):
             return str(row["status"])
+        values = row["args"] if isinstance(row["args"], dict) else json.loads(row["args"])
+        chosen = await templates.find(self.pool, row["template"], self.tenant, row["organization_id"])
         subject, text, html = chosen.render(values)
         message = mailer.compose(
-            self.smtp, to=to, subject=subject, text=text, html=html, message_id=message_id
+            self.smtp,
+            to=row["recipient"],
+            subject=subject,
+            text=text,
+            html=html,
+            message_id=row["message_id"],
         )
-        await db.mark_sending(self.pool, row["id"])
+        if not await db.lease(self.pool, row["id"], self.smtp.timeout * 6):
+            return "leased"  # sent, refused, or being sent by another sender right now
         try:
             await mailer.send(self.smtp, message)
         except (
@@ -81,8 +95,29 @@ class Notifier:
         except aiosmtplib.SMTPException as exc:
             await db.mark_failed(self.pool, row["id"], f"{type(exc).__name__}: {exc}")
             self.failed += 1
-            log.warning("notification %s to %s refused: %s", row["id"], to, exc)
+            log.warning("notification %s to %s refused: %s", row["id"], row["recipient"], exc)
             return "failed"
         await db.mark_sent(self.pool, row["id"])
         self.sent += 1
         return "sent"
+
+    async def notify(
+        self,
+        source: Source,
+        *,
+        template: str,
+        to: str,
+        organization_id: int | None,
+        values: dict[str, Any],
+        message_key: str,
+    ) -> str:
+        """Record and send `template` to `to` once for this source; returns the final status."""
+        row = await self.record(
+            source,
+            template=template,
+            to=to,
+            organization_id=organization_id,
+            values=values,
+            message_key=message_key,
+        )
+        return await self.deliver(row)

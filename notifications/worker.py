@@ -3,9 +3,10 @@ emails it triggers: one per invoice created, one welcome per customer created, o
 
 Each email is sent once (see notify.py for how): the materializer hands each joined record to
 its handler at least once, in order per partition, and commits the record's offset only after
-the handler returns; the handler records the notification unique per source record and per
-Message-ID before talking to SMTP. An SMTP server that cannot be reached holds the partition
-(retried with backoff) instead of skipping the email.
+the handler returns; the handler records the notification in PostgreSQL, unique per source
+record and per Message-ID, and hands it to a few concurrent senders (SMTP_CONCURRENCY). The
+table is the senders' queue: what a crash leaves unsent is found again at start, and an SMTP
+server that cannot be reached is retried with backoff while the stream goes on.
 
 The worker also serves /health and /metrics (Prometheus) on WORKER_PORT (default 3005).
 """
@@ -27,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from materializer import Materializer, MaterializerSettings, Source
-from notifications import streams
+from notifications import db, streams
 from notifications.config import Config
 from notifications.db import Source as NotificationSource
 from notifications.notify import Notifier, SmtpUnavailable
@@ -38,6 +39,7 @@ from servicekit.metrics import metrics_text_of
 log = logging.getLogger(__name__)
 
 SMTP_RETRY_MAX_SECONDS = 30.0
+SWEEP_SECONDS = 5.0
 
 
 def _money(value: Any) -> str:
@@ -74,11 +76,66 @@ def invoice_values(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class Emails:
-    """The handlers the materializer calls with each joined record."""
+class Senders:
+    """A few concurrent SMTP senders fed with recorded notifications. The table is the queue:
+    what a crash leaves pending is found again at start; an unreachable server is retried."""
 
-    def __init__(self, notifier: Notifier) -> None:
+    def __init__(self, notifier: Notifier, concurrency: int) -> None:
         self.notifier = notifier
+        self.concurrency = concurrency
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"smtp-sender-{n}") for n in range(self.concurrency)
+        ]
+        self._tasks.append(asyncio.create_task(self._sweep(), name="smtp-sweep"))
+
+    async def _sweep(self) -> None:
+        """Now and then (and at start), what a crash of ours or of another worker left unsent,
+        once its lease has expired; the lease keeps a row from being sent twice at once."""
+        while True:
+            try:
+                if self.queue.empty():
+                    for row in await db.pending(self.notifier.pool, self.notifier.tenant):
+                        self.queue.put_nowait(row)
+            except Exception:
+                log.exception("looking for unsent notifications failed; trying again later")
+            await asyncio.sleep(SWEEP_SECONDS)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            row = await self.queue.get()
+            try:
+                await self.notifier.deliver(row)
+                delay = 0.5
+            except SmtpUnavailable as exc:
+                log.warning("SMTP unavailable (%s); notification %s retried in %.1fs", exc, row["id"], delay)
+                await db.release(self.notifier.pool, row["id"])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, SMTP_RETRY_MAX_SECONDS)
+                self.queue.put_nowait(row)
+            except Exception:
+                log.exception("notification %s could not be sent; retried in %.1fs", row["id"], delay)
+                await asyncio.sleep(delay)
+                self.queue.put_nowait(row)
+
+
+class Emails:
+    """The handlers the materializer calls with each joined record: record the notification
+    (unique per source and Message-ID) and hand it to the senders. The record's offset is
+    committed after this returns, so what is committed is in the table."""
+
+    def __init__(self, notifier: Notifier, senders: Senders) -> None:
+        self.notifier = notifier
+        self.senders = senders
 
     async def _send(
         self, source: Source, *, template: str, to: str | None, org: Any, values: dict[str, Any], key: str
@@ -93,22 +150,16 @@ class Emails:
             )
             return
         organization_id = int(org) if isinstance(org, int | str) and str(org).isdigit() else None
-        delay = 0.5
-        while True:
-            try:
-                await self.notifier.notify(
-                    NotificationSource(source.topic, source.partition, source.offset),
-                    template=template,
-                    to=to,
-                    organization_id=organization_id,
-                    values=values,
-                    message_key=key,
-                )
-                return
-            except SmtpUnavailable as exc:
-                log.warning("SMTP unavailable (%s); %s retried in %.1fs", exc, key, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, SMTP_RETRY_MAX_SECONDS)
+        row = await self.notifier.record(
+            NotificationSource(source.topic, source.partition, source.offset),
+            template=template,
+            to=to,
+            organization_id=organization_id,
+            values=values,
+            message_key=key,
+        )
+        if row["status"] not in ("sent", "failed"):
+            self.senders.queue.put_nowait(row)
 
     async def invoice(self, row: dict[str, Any], source: Source) -> None:
         await self._send(
@@ -195,7 +246,10 @@ async def running_worker(config: Config) -> AsyncIterator[tuple[Materializer, No
         pool = await stack.enter_async_context(open_pool(config.db))
         await migrate(pool, ["notifications"], config.db.schema)
         notifier = Notifier(pool, config.smtp, tenant=config.worker.tenant)
-        emails = Emails(notifier)
+        senders = Senders(notifier, config.worker.smtp_concurrency)
+        await senders.start()
+        stack.push_async_callback(senders.stop)
+        emails = Emails(notifier, senders)
         topology = streams.worker_topology(
             invoice=emails.invoice, welcome=emails.welcome, invitation=emails.invitation
         )

@@ -122,16 +122,25 @@ def kafka_script(command: str) -> None:
     subprocess.run(["bash", str(ROOT / "infra" / "kafka.sh"), command], check=True, cwd=ROOT)
 
 
-def mails(env: Mapping[str, str], to: str | None = None) -> list[Any]:
-    """Messages in the SMTP sink (oldest first), parsed; optionally only those to `to`."""
+_PARSED: dict[Path, Any] = {}  # sink files never change once renamed into place: parse each once
+
+
+def mails(env: Mapping[str, str], to: str | None = None, containing: str | None = None) -> list[Any]:
+    """Messages in the SMTP sink (oldest first), parsed; optionally only those to `to`, and only
+    those whose bytes contain `containing` (e.g. the test's MESSAGE_ID_DOMAIN)."""
     import email
     from email import policy
 
     folder = Path(env["SMTP_SINK_DIR"])
     out = []
     for path in sorted(folder.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-        if to is None or message["To"] == to:
+        message = _PARSED.get(path)
+        if message is None:
+            raw = path.read_bytes()
+            if any(part is not None and part.encode() not in raw for part in (to, containing)):
+                continue  # cheap: the sink may hold thousands of other tests' messages
+            message = _PARSED[path] = email.message_from_bytes(raw, policy=policy.default)
+        if (to is None or message["To"] == to) and (containing is None or containing in message.as_string()):
             out.append(message)
     return out
 

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiohttp.test_utils import TestClient
 
 from tests.support import kafka_script, local_kafka, mails, unique, wait_until
@@ -43,7 +44,16 @@ async def _place(
 
 
 def _invoice_mails(env: dict[str, str], tag: str) -> list[Any]:
-    return [m for m in mails(env) if f" {tag}-" in str(m["Subject"])]
+    return [m for m in mails(env, containing=env["MESSAGE_ID_DOMAIN"]) if f" {tag}-" in str(m["Subject"])]
+
+
+async def _statuses(env: dict[str, str]) -> dict[str, int]:
+    conn = await asyncpg.connect(env["DATABASE_URL"], server_settings={"search_path": env["DATABASE_SCHEMA"]})
+    try:
+        rows = await conn.fetch("SELECT status, count(*) FROM email_notifications GROUP BY status")
+        return {r["status"]: r["count"] for r in rows}
+    finally:
+        await conn.close()
 
 
 def _suppressed(env: dict[str, str]) -> list[str]:
@@ -75,7 +85,12 @@ async def test_worker_killed_at_random_points_sends_each_invoice_once(
     async def all_sent() -> bool:
         return len(await asyncio.to_thread(_invoice_mails, system_env, tag)) >= total
 
-    await wait_until(all_sent, timeout=240, interval=1.0)
+    try:
+        await wait_until(all_sent, timeout=240, interval=1.0)
+    except AssertionError:
+        sent = len(await asyncio.to_thread(_invoice_mails, system_env, tag))
+        statuses = await _statuses(system_env)
+        raise AssertionError(f"{sent} of {total} sent; notifications: {statuses}") from None
     await asyncio.sleep(3)  # anything sent twice would arrive now
     found = await asyncio.to_thread(_invoice_mails, system_env, tag)
     ids = [str(m["Message-ID"]) for m in found]
