@@ -33,12 +33,12 @@ RUN = ROOT / ".run"
 PY = sys.executable
 
 SERVICES = [
-    # name, command, port (None: no HTTP)
-    ("customers", [PY, "-m", "customers"], 3001),
-    ("orders", [PY, "-m", "orders"], 3002),
-    ("notifications", [PY, "-m", "notifications"], 3003),
-    ("security", [PY, "-m", "security"], 3004),
-    ("notifications-worker", [PY, "-m", "notifications", "worker"], None),
+    # name, command, port variable, port (the worker serves /health and /metrics only)
+    ("customers", [PY, "-m", "customers"], "PORT", 3001),
+    ("orders", [PY, "-m", "orders"], "PORT", 3002),
+    ("notifications", [PY, "-m", "notifications"], "PORT", 3003),
+    ("security", [PY, "-m", "security"], "PORT", 3004),
+    ("notifications-worker", [PY, "-m", "notifications", "worker"], "WORKER_PORT", 3005),
 ]
 
 
@@ -138,6 +138,9 @@ async def demo(session: aiohttp.ClientSession, env: dict[str, str]) -> None:
         {"email": env["ADMIN_EMAIL"], "password": env["ADMIN_PASSWORD"]},
     )
     token = login["jwt"]
+    (RUN / "token").write_text(token + "\n")
+    say("token in .run/token; e.g.")
+    say("  curl -H \"Authorization: Bearer $(cat .run/token)\" http://127.0.0.1:3001/organizations")
     super_co = await call(
         session, "POST", f"{c}/organizations", token, {"organization": {"name": "SuperCompany"}}
     )
@@ -211,19 +214,15 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with aiohttp.ClientSession() as session:
-            for name, command, port in SERVICES:
-                proc_env = {**env, "PORT": str(port)} if port else env
+            for name, command, port_variable, port in SERVICES:
+                proc_env = {**env, port_variable: str(port)}
                 with open(logs / f"{name}.log", "ab") as log:
                     procs.append(
                         (name, subprocess.Popen(command, cwd=ROOT, env=proc_env, stdout=log, stderr=log))
                     )
-            for (name, _, port), (_, proc) in zip(SERVICES, procs, strict=True):
-                if port:
-                    await wait_healthy(session, name, port, proc)
-                    say(
-                        f"{name}: http://127.0.0.1:{port} (OpenAPI: /openapi.json, log: .run/logs/{name}.log)"
-                    )
-            say("notifications worker: logs .run/logs/notifications-worker.log")
+            for (name, _, _, port), (_, proc) in zip(SERVICES, procs, strict=True):
+                await wait_healthy(session, name, port, proc)
+                say(f"{name}: http://127.0.0.1:{port} (/health, /metrics; log: .run/logs/{name}.log)")
             for key in ("BOOTSTRAP_SERVERS", "DATABASE_URL", "SMTP_HOST", "SMTP_PORT", "SMTP_SINK_DIR"):
                 if key in infra:
                     value = infra[key].replace(":postgres@", ":***@")

@@ -69,4 +69,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def metrics_text(metrics: ServiceMetrics) -> web.Response:
-    return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return metrics_text_of(metrics.registry)
+
+
+def metrics_text_of(registry: CollectorRegistry) -> web.Response:
+    """The Prometheus text exposition of a registry, as an answer."""
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
