@@ -61,17 +61,19 @@ async def test_adding_a_worker_moves_partitions_without_loss_or_repeat(
     await producer("orders", [(i, order(i)) for i in range(step)])
     await read_committed(kafka, "orders_created", min_count=step // 2)
     second: asyncio.Task[Materializer] = asyncio.create_task(start_materializer(seed_topology(), "b"))
-    for start in range(step, total, step):  # keep producing while the group rebalances
+    for start in range(step, 3 * step, step):  # keep producing while the group rebalances
         await producer("orders", [(i, order(i)) for i in range(start, start + step)])
         await asyncio.sleep(0.3)
     b = await second
-    out = await read_committed(kafka, "orders_created", min_count=total, timeout=90)
-    assert_each_once(out, total)
 
     async def split() -> bool:
         return bool(a.assignment()) and bool(b.assignment())
 
-    await wait_until(split, timeout=30)
+    await wait_until(split, timeout=60)
+    for start in range(3 * step, total, step):  # and after: some of these are b's to join
+        await producer("orders", [(i, order(i)) for i in range(start, start + step)])
+    out = await read_committed(kafka, "orders_created", min_count=total, timeout=90)
+    assert_each_once(out, total)
     assert a.assignment().isdisjoint(b.assignment())
     assert a.records_out + b.records_out >= total
     assert b.records_out > 0
