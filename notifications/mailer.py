@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -70,3 +71,48 @@ async def send(settings: SmtpSettings, message: EmailMessage) -> None:
         start_tls=settings.start_tls if settings.start_tls else False,
         timeout=settings.timeout,
     )
+
+
+class Connection:
+    """One SMTP session kept open between messages (each sender has its own), opened on first
+    use and again when the server has closed it. Saves the connect, EHLO, STARTTLS, AUTH and
+    QUIT of a session per message."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        s = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            username=s.username or None,
+            password=s.password.reveal() or None,
+            use_tls=s.use_tls,
+            start_tls=s.start_tls if s.start_tls else False,
+            timeout=s.timeout,
+        )
+        await smtp.connect()
+        self._smtp = smtp
+        return smtp
+
+    async def send(self, message: EmailMessage) -> None:
+        """Like `send`; a session the server closed while idle is reopened once."""
+        for attempt in (1, 2):
+            smtp = await self._open()
+            try:
+                await smtp.send_message(message)
+                return
+            except aiosmtplib.SMTPServerDisconnected:
+                self._smtp = None
+                if attempt == 2:
+                    raise
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None and smtp.is_connected:
+            with contextlib.suppress(Exception):
+                await smtp.quit()

@@ -24,6 +24,7 @@ import asyncpg
 from notifications import db, mailer, templates
 from notifications.db import Source
 from notifications.mailer import SmtpSettings
+from servicekit.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,13 @@ class Notifier:
         organization_id: int | None,
         values: dict[str, Any],
         message_key: str,
+        check_template: bool = True,
     ) -> dict[str, Any]:
         """The notification row of this source (created if new, committed before any sending):
-        its status says whether it is still to be delivered."""
-        await templates.find(self.pool, template, self.tenant, organization_id)  # NotFound early
+        its status says whether it is still to be delivered. `check_template` raises NotFound
+        now for an unknown template (a direct mail); otherwise it shows at sending."""
+        if check_template:
+            await templates.find(self.pool, template, self.tenant, organization_id)
         return await db.claim(
             self.pool,
             source,
@@ -64,14 +68,19 @@ class Notifier:
             args=values,
         )
 
-    async def deliver(self, row: dict[str, Any]) -> str:
+    async def deliver(self, row: dict[str, Any], connection: mailer.Connection | None = None) -> str:
         """Send a recorded notification unless it is already sent or refused, or another sender
         holds it ("leased"); the final status. Raises SmtpUnavailable when the server cannot be
         reached (the row stays pending and its lease expires)."""
         if row["status"] in ("sent", "failed"):
             return str(row["status"])
         values = row["args"] if isinstance(row["args"], dict) else json.loads(row["args"])
-        chosen = await templates.find(self.pool, row["template"], self.tenant, row["organization_id"])
+        try:
+            chosen = await templates.find(self.pool, row["template"], self.tenant, row["organization_id"])
+        except NotFound as exc:
+            await db.mark_failed(self.pool, row["id"], exc.message)
+            self.failed += 1
+            return "failed"
         subject, text, html = chosen.render(values)
         message = mailer.compose(
             self.smtp,
@@ -84,7 +93,10 @@ class Notifier:
         if not await db.lease(self.pool, row["id"], self.smtp.timeout * 6):
             return "leased"  # sent, refused, or being sent by another sender right now
         try:
-            await mailer.send(self.smtp, message)
+            if connection is not None:
+                await connection.send(message)
+            else:
+                await mailer.send(self.smtp, message)
         except (
             aiosmtplib.SMTPConnectError,
             aiosmtplib.SMTPServerDisconnected,

@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from materializer import Materializer, MaterializerSettings, Source
-from notifications import db, streams
+from notifications import db, mailer, streams
 from notifications.config import Config
 from notifications.db import Source as NotificationSource
 from notifications.notify import Notifier, SmtpUnavailable
@@ -110,11 +110,18 @@ class Senders:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _run(self) -> None:
+        connection = mailer.Connection(self.notifier.smtp)
+        try:
+            await self._deliver_forever(connection)
+        finally:
+            await connection.close()
+
+    async def _deliver_forever(self, connection: mailer.Connection) -> None:
         delay = 0.5
         while True:
             row = await self.queue.get()
             try:
-                await self.notifier.deliver(row)
+                await self.notifier.deliver(row, connection)
                 delay = 0.5
             except SmtpUnavailable as exc:
                 log.warning("SMTP unavailable (%s); notification %s retried in %.1fs", exc, row["id"], delay)
@@ -157,6 +164,7 @@ class Emails:
             organization_id=organization_id,
             values=values,
             message_key=key,
+            check_template=False,
         )
         if row["status"] not in ("sent", "failed"):
             self.senders.queue.put_nowait(row)
