@@ -199,3 +199,26 @@ async def test_the_api_serves_the_materialized_tables_behind_tokens(
     assert (await api.get("/tables/orders_created")).status == 401
     assert (await api.get("/tables/nope", headers=admin)).status == 404
     assert (await api.get("/tables/organizations_table/999999", headers=admin)).status == 404
+
+
+async def test_the_worker_exports_its_metrics(
+    customers: TestClient[Any, Any], worker: Any, system_env: dict[str, str], serve: Any
+) -> None:
+    from notifications.worker import worker_app
+
+    materializer, notifier = worker
+    address = f"{unique('metrics')}@gmail.com"
+    await _post(customers, "/customers", {"customer": {"name": "M", "last_name": "E", "email": address}})
+    await wait_for_mails(system_env, address, count=1)
+    client = await serve(worker_app(materializer, notifier))
+    assert (await client.get("/health")).status == 200
+    text = await (await client.get("/metrics")).text()
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["emails_sent_total"] >= 1
+    assert values["materializer_records_in_total"] >= 1
+    assert "materializer_dead_letters_total" in values and "emails_failed_total" in values
+    assert values["consumer_lag"] >= 0
