@@ -359,7 +359,9 @@ class _TableReader:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("table consumption failed; retrying")
+                log.exception("table consumption failed; retrying from the last applied offsets")
+                for tp in self.tps:  # what was fetched but not written is fetched again
+                    consumer.seek(tp, self.pos[tp])
                 await asyncio.sleep(1.0)
 
     def _notify(self) -> None:
