@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 
 from bench.processes import bench_run, wait_healthy
 
@@ -42,6 +43,25 @@ def measured(sink: Path, domain: str, created: dict[str, float]) -> list[float]:
             arrival = int(path.name.split("-", 1)[0]) / 1e9
             out.append((arrival - created[po]) * 1000)
     return out
+
+
+async def breakdown(env: dict[str, str]) -> dict[str, list[float]]:
+    """Where the time goes, from the database's clocks: the order's commit to the worker's record
+    of the notification (Kafka, the materializer, the join), and that record to the `sent` mark."""
+    conn = await asyncpg.connect(env["DATABASE_URL"], server_settings={"search_path": env["DATABASE_SCHEMA"]})
+    try:
+        rows = await conn.fetch(
+            """SELECT extract(epoch FROM n.created_at - o.created_at) * 1000 AS recorded,
+                      extract(epoch FROM n.sent_at - n.created_at) * 1000 AS sent
+               FROM orders o JOIN email_notifications n ON n.args->>'po' = o.po
+               WHERE o.po NOT LIKE 'lat--%' AND n.sent_at IS NOT NULL"""
+        )
+    finally:
+        await conn.close()
+    return {
+        "commit -> notification recorded": [float(r["recorded"]) for r in rows],
+        "recorded -> sent": [float(r["sent"]) for r in rows],
+    }
 
 
 async def main() -> None:
@@ -93,7 +113,10 @@ async def main() -> None:
             if len(latencies) >= total:
                 break
             await asyncio.sleep(0.5)
+        stages = await breakdown(run.env)
     print(f"{total} orders at {placed_rate:.0f}/s (asked {args.rate:.0f}/s); {len(latencies)} invoice emails")
+    for name, values in stages.items():
+        print(f"  {name}: p50 {percentile(values, 0.5):.1f} ms, p99 {percentile(values, 0.99):.1f} ms")
     if latencies:
         print(
             f"commit -> email in sink: p50 {percentile(latencies, 0.5):.1f} ms, "

@@ -27,7 +27,7 @@ class WorkerSettings:
     tenant: str
     dead_letter_topic: str = "notifications_dead_letters"
     port: int = 3005
-    smtp_concurrency: int = 4
+    smtp_concurrency: int = 8
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
@@ -38,7 +38,7 @@ class WorkerSettings:
             tenant=env_str(environ, "NOTIFICATIONS_TENANT", "default"),
             dead_letter_topic=env_str(environ, "DEAD_LETTER_TOPIC", "notifications_dead_letters"),
             port=env_int(environ, "WORKER_PORT", 3005),
-            smtp_concurrency=env_int(environ, "SMTP_CONCURRENCY", 4),
+            smtp_concurrency=env_int(environ, "SMTP_CONCURRENCY", 8),
         )
 
 

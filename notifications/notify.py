@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiosmtplib
@@ -38,8 +39,21 @@ class Notifier:
     pool: asyncpg.Pool
     smtp: SmtpSettings
     tenant: str = "default"
+    template_cache_seconds: float = 0.0  # the worker caches briefly; the API, which stores them, not
     sent: int = 0
     failed: int = 0
+    _templates: dict[tuple[str, int | None], tuple[float, templates.Template]] = field(default_factory=dict)
+
+    async def template(self, code: str, organization_id: int | None) -> templates.Template:
+        """The most specific template for this organization (cached for template_cache_seconds)."""
+        now = time.monotonic()
+        hit = self._templates.get((code, organization_id))
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        chosen = await templates.find(self.pool, code, self.tenant, organization_id)
+        if self.template_cache_seconds > 0:
+            self._templates[(code, organization_id)] = (now + self.template_cache_seconds, chosen)
+        return chosen
 
     async def record(
         self,
@@ -56,7 +70,7 @@ class Notifier:
         its status says whether it is still to be delivered. `check_template` raises NotFound
         now for an unknown template (a direct mail); otherwise it shows at sending."""
         if check_template:
-            await templates.find(self.pool, template, self.tenant, organization_id)
+            await self.template(template, organization_id)
         return await db.claim(
             self.pool,
             source,
@@ -76,7 +90,7 @@ class Notifier:
             return str(row["status"])
         values = row["args"] if isinstance(row["args"], dict) else json.loads(row["args"])
         try:
-            chosen = await templates.find(self.pool, row["template"], self.tenant, row["organization_id"])
+            chosen = await self.template(row["template"], row["organization_id"])
         except NotFound as exc:
             await db.mark_failed(self.pool, row["id"], exc.message)
             self.failed += 1

@@ -253,7 +253,7 @@ async def running_worker(config: Config) -> AsyncIterator[tuple[Materializer, No
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(open_pool(config.db))
         await migrate(pool, ["notifications"], config.db.schema)
-        notifier = Notifier(pool, config.smtp, tenant=config.worker.tenant)
+        notifier = Notifier(pool, config.smtp, tenant=config.worker.tenant, template_cache_seconds=5.0)
         senders = Senders(notifier, config.worker.smtp_concurrency)
         await senders.start()
         stack.push_async_callback(senders.stop)
