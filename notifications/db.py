@@ -29,17 +29,22 @@ async def claim(
     tenant: str,
     message_id: str,
     args: dict[str, Any],
+    lease_seconds: float = 0.0,
 ) -> Row:
     """The notification row of this source (or of this Message-ID), created if new. Its status
-    tells what is left to do."""
+    tells what is left to do. With `lease_seconds`, a new row is created already leased to the
+    caller (`leased` is then true in the answer): one round trip less before sending."""
     row = await pool.fetchrow(
         """
         INSERT INTO email_notifications
             (source_topic, source_partition, source_offset, template, recipient, organization_id,
-             tenant, message_id, args)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             tenant, message_id, args, status, attempts, lease_until)
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9,
+               CASE WHEN $10 > 0 THEN 'sending' ELSE 'created' END,
+               CASE WHEN $10 > 0 THEN 1 ELSE 0 END,
+               CASE WHEN $10 > 0 THEN now() + make_interval(secs => $10) END
         ON CONFLICT DO NOTHING
-        RETURNING *
+        RETURNING *, $10 > 0 AS leased
         """,
         source.topic,
         source.partition,
@@ -50,11 +55,12 @@ async def claim(
         tenant,
         message_id,
         args,
+        lease_seconds,
     )
     if row is None:  # seen before: as this source record, or as the same message from another one
         row = await pool.fetchrow(
             """
-            SELECT * FROM email_notifications
+            SELECT *, false AS leased FROM email_notifications
             WHERE (source_topic = $1 AND source_partition = $2 AND source_offset = $3 AND template = $4)
                OR message_id = $5
             ORDER BY id LIMIT 1

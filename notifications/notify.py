@@ -65,6 +65,7 @@ class Notifier:
         values: dict[str, Any],
         message_key: str,
         check_template: bool = True,
+        lease: bool = False,
     ) -> dict[str, Any]:
         """The notification row of this source (created if new, committed before any sending):
         its status says whether it is still to be delivered. `check_template` raises NotFound
@@ -80,7 +81,13 @@ class Notifier:
             tenant=self.tenant,
             message_id=f"<{message_key}.{self.tenant}@{self.smtp.message_id_domain}>",
             args=values,
+            lease_seconds=self.lease_seconds if lease else 0.0,
         )
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a sender may hold a notification: well beyond a send's worst case."""
+        return self.smtp.timeout * 6
 
     async def deliver(self, row: dict[str, Any], connection: mailer.Connection | None = None) -> str:
         """Send a recorded notification unless it is already sent or refused, or another sender
@@ -104,7 +111,7 @@ class Notifier:
             html=html,
             message_id=row["message_id"],
         )
-        if not await db.lease(self.pool, row["id"], self.smtp.timeout * 6):
+        if not row.get("leased") and not await db.lease(self.pool, row["id"], self.lease_seconds):
             return "leased"  # sent, refused, or being sent by another sender right now
         try:
             if connection is not None:

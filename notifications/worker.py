@@ -128,11 +128,11 @@ class Senders:
                 await db.release(self.notifier.pool, row["id"])
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, SMTP_RETRY_MAX_SECONDS)
-                self.queue.put_nowait(row)
+                self.queue.put_nowait({**row, "leased": False})  # lease again before the next try
             except Exception:
                 log.exception("notification %s could not be sent; retried in %.1fs", row["id"], delay)
                 await asyncio.sleep(delay)
-                self.queue.put_nowait(row)
+                self.queue.put_nowait({**row, "leased": False})
 
 
 class Emails:
@@ -165,6 +165,7 @@ class Emails:
             values=values,
             message_key=key,
             check_template=False,
+            lease=True,
         )
         if row["status"] not in ("sent", "failed"):
             self.senders.queue.put_nowait(row)
