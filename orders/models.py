@@ -118,20 +118,25 @@ class OrderBody(BaseModel):
     _flat = model_validator(mode="before")(lambda data: _unwrap("order", data))
 
 
-class OrderChanges(BaseModel):
+class InvoiceChanges(BaseModel):
+    """What may change on an invoice (and on an order, which may also change its parties)."""
+
     model_config = STRICT
     po: Text | None = None
-    organization_id: PositiveInt | None = None
-    customer_id: PositiveInt | None = None
     date: Moment | None = None
     deliver_date: Moment | None = None
     state: Text | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> OrderChanges:
+    def _something(self) -> InvoiceChanges:
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
         return self
+
+
+class OrderChanges(InvoiceChanges):
+    organization_id: PositiveInt | None = None
+    customer_id: PositiveInt | None = None
 
 
 class OrderUpdateBody(BaseModel):
@@ -151,20 +156,6 @@ class InvoiceBody(BaseModel):
     model_config = STRICT
     invoice: InvoiceFields
     _flat = model_validator(mode="before")(lambda data: _unwrap("invoice", data))
-
-
-class InvoiceChanges(BaseModel):
-    model_config = STRICT
-    po: Text | None = None
-    date: Moment | None = None
-    deliver_date: Moment | None = None
-    state: Text | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> InvoiceChanges:
-        if not self.model_fields_set:
-            raise ValueError("give at least one field to change")
-        return self
 
 
 class InvoiceUpdateBody(BaseModel):
