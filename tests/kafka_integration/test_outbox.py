@@ -18,7 +18,7 @@ from customers.app import create_app
 from customers.config import Config
 from kafka_integration import KafkaSettings, OutboxRelay, TopicSpec, ensure_topics, entity_event, unit_of_work
 from servicekit.db import DatabaseSettings, migrate, open_pool
-from tests.support import ROOT, kafka_script, local_kafka, read_topic
+from tests.support import ROOT, Tokens, kafka_script, local_kafka, read_topic
 
 
 @pytest.fixture
@@ -117,11 +117,11 @@ async def test_two_relays_publish_each_event_once_in_order_per_key(
     os.environ.get("BOOTSTRAP_SERVERS") is not None, reason="needs the project's own broker to stop"
 )
 async def test_writes_succeed_while_kafka_is_down_and_arrive_once_in_order_after(
-    test_env: dict[str, str], kafka: KafkaSettings, serve: Any
+    test_env: dict[str, str], kafka: KafkaSettings, serve: Any, tokens: Tokens
 ) -> None:
     assert local_kafka(test_env)
     client: TestClient[Any, Any] = await serve(
-        create_app(Config.from_env({**test_env, "EVENT_DELIVERY_TIMEOUT": "0.5"}))
+        create_app(Config.from_env({**test_env, "EVENT_DELIVERY_TIMEOUT": "0.5"})), tokens.admin()
     )
     first = await client.post("/organizations", json={"organization": {"name": "before"}})
     org_id = (await first.json())["id"]
