@@ -52,6 +52,7 @@ class Message:
     key: str | None
     value: dict[str, Any] | None
     headers: dict[str, str]
+    timestamp: int = 0  # ms since the epoch (the producer's create time)
 
 
 async def read_topic(
@@ -106,6 +107,7 @@ def _message(topic: str, r: Any) -> Message:
         key=r.key.decode() if r.key is not None else None,
         value=orjson.loads(r.value) if r.value is not None else None,
         headers={k: v.decode() for k, v in r.headers},
+        timestamp=r.timestamp,
     )
 
 
