@@ -71,8 +71,19 @@ class ItemFields(BaseModel):
     amount: Amount
 
 
-class ItemChanges(BaseModel):
+class Changes(BaseModel):
+    """A partial update: any of the fields, at least one."""
+
     model_config = STRICT
+
+    @model_validator(mode="after")
+    def _something(self) -> Changes:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        return self
+
+
+class ItemChanges(Changes):
     quantity: Quantity | None = None
     description: Text | None = None
     code: Text | None = None
@@ -118,20 +129,13 @@ class OrderBody(BaseModel):
     _flat = model_validator(mode="before")(lambda data: _unwrap("order", data))
 
 
-class InvoiceChanges(BaseModel):
+class InvoiceChanges(Changes):
     """What may change on an invoice (and on an order, which may also change its parties)."""
 
-    model_config = STRICT
     po: Text | None = None
     date: Moment | None = None
     deliver_date: Moment | None = None
     state: Text | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> InvoiceChanges:
-        if not self.model_fields_set:
-            raise ValueError("give at least one field to change")
-        return self
 
 
 class OrderChanges(InvoiceChanges):

@@ -122,6 +122,8 @@ async def test_items_change_the_invoice_total_and_emit_updates(
     item = await added.json()
     changed = await orders_client.patch(f"{path}/{item['id']}", json={"item": {"quantity": 5}})
     assert changed.status == 200
+    nothing = await orders_client.patch(f"{path}/{item['id']}", json={"item": {}})
+    assert nothing.status == 422 and "at least one" in str(await nothing.json())
     assert (await (await orders_client.get(f"/invoices/{order['invoice_id']}")).json())["total"] == "12.50"
     assert (await orders_client.delete(f"{path}/{item['id']}")).status == 204
     assert (await (await orders_client.get(f"/invoices/{order['invoice_id']}")).json())["total"] == "0.00"
