@@ -88,7 +88,7 @@ PROPS
     -Dlog4j2.configurationFile="$DIR/log4j2.properties" -Dkafka.logs.dir="$DIR/logs" \
     -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties" >"$DIR/logs/stdout.log" 2>&1 </dev/null &
   echo $! > "$PID"
-  if ! wait_for 90 "kafka" ready; then
+  if ! wait_for "${KAFKA_START_SECONDS:-180}" "kafka" ready; then
     tail -20 "$DIR/logs/server.log" "$DIR/logs/stdout.log" >&2 || true
     return 1
   fi

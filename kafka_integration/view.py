@@ -4,7 +4,9 @@ Services use it for the little they must know of other services' data without ca
 the token revocations (every service) and the organizations and customers that exist (orders).
 It reads every partition from the beginning with no consumer group, so each process has the
 whole view. Kafka may be down when the service starts: the view keeps trying in the background
-and `caught_up()` tells whether it has read to the end the broker reports now.
+and `caught_up()` waits until it has read to the end the broker reports at the moment of the
+call, so a caller that saw a write acknowledged by Kafka and then asks `caught_up()` sees that
+write in the view (read-your-writes across services).
 
 For large tables with joins and durable state, use `materializer/` instead.
 """
@@ -22,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kafka_integration.config import KafkaSettings
 from kafka_integration.errors import NotStarted
+from kafka_integration.topics import topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ class TopicView:
         self._on_change = on_change
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._progress = asyncio.Event()  # set after each fetch applied; waiters clear it
 
     def get(self, key: str | int) -> dict[str, Any] | None:
         return self.rows.get(str(key))
@@ -62,7 +66,8 @@ class TopicView:
             self._task = None
 
     async def caught_up(self, timeout: float = 5.0) -> bool:
-        """Wait (bounded) until the view has read everything the broker holds now; False on timeout."""
+        """Wait (bounded) until the view has read everything the broker holds at the moment of
+        this call; False on timeout (Kafka down or slow)."""
         if self._task is None:
             raise NotStarted(f"the view of {self.topic!r} is not started")
         try:
@@ -70,6 +75,7 @@ class TopicView:
                 ends: dict[TopicPartition, int] | None = None
                 while True:
                     consumer = self._consumer
+                    self._progress.clear()
                     try:
                         if consumer is not None and consumer.assignment():
                             if ends is None:
@@ -78,7 +84,10 @@ class TopicView:
                                 return True
                     except Exception:  # the broker went away or the view restarted: ask again
                         ends = None
-                    await asyncio.sleep(0.02)
+                    # woken by the next fetch applied; the bound covers a view that has stopped
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.2):
+                            await self._progress.wait()
         except TimeoutError:
             return False
 
@@ -91,7 +100,7 @@ class TopicView:
             )
             try:
                 await consumer.start()
-                partitions = await self._partitions(consumer, name)
+                partitions = await self._partitions(name)
                 tps = [TopicPartition(name, p) for p in sorted(partitions)]
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)
@@ -103,6 +112,7 @@ class TopicView:
                     for records in batches.values():
                         for record in records:
                             self._apply(record.key, record.value)
+                    self._progress.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -114,13 +124,11 @@ class TopicView:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
 
-    @staticmethod
-    async def _partitions(consumer: AIOKafkaConsumer, name: str) -> set[int]:
+    async def _partitions(self, name: str) -> set[int]:
         while True:  # a topic created a moment ago may take a moment to show in the metadata
-            cluster = await consumer._client.fetch_all_metadata()  # the consumer's own has no topics yet
-            partitions = cluster.partitions_for_topic(name)
+            partitions = await topic_partitions(self.settings, name)
             if partitions:
-                return set(partitions)
+                return partitions
             await asyncio.sleep(0.2)
 
     def _apply(self, raw_key: bytes | None, raw_value: bytes | None) -> None:

@@ -17,16 +17,20 @@ from servicekit.db import DatabaseSettings
 class PartiesSettings:
     """ORDERS_REQUIRE_KNOWN_PARTIES (default true): refuse an order whose organization or customer
     this service has not seen on the `organizations`/`customers` topics; KNOWN_PARTIES_WAIT_SECONDS:
-    how long an unknown id waits for those topics to be read to their end before the answer."""
+    how long an unknown id waits for those topics to be read to their end before the answer;
+    KNOWN_PARTIES_FRESH_SECONDS: how long a known id waits for the same (to see a deletion) before
+    it is accepted on what the view holds."""
 
     required: bool = True
     wait_seconds: float = 5.0
+    fresh_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> PartiesSettings:
         return cls(
             required=env_bool(environ, "ORDERS_REQUIRE_KNOWN_PARTIES", True),
             wait_seconds=env_float(environ, "KNOWN_PARTIES_WAIT_SECONDS", 5.0),
+            fresh_seconds=env_float(environ, "KNOWN_PARTIES_FRESH_SECONDS", 1.0),
         )
 
 

@@ -2,15 +2,21 @@
 
 The rule (documented in the README): an order is accepted only for an organization and a
 customer this service has seen on the `organizations` and `customers` topics and not seen
-deleted. Both topics are read whole into memory (`TopicView`). An id not in the view yet may be
-one created a moment ago: before refusing, the views are read up to the end the broker reports
-now (bounded by KNOWN_PARTIES_WAIT_SECONDS). The customers service answers only once its events
-are in Kafka, so "created, then ordered" always works. If the broker cannot be asked (down), an
-unknown id gets 503 (try again), a known one is accepted.
+deleted. Both topics are read whole into memory (`TopicView`). Before each check the views are
+read up to the end the broker reports at that moment, so whatever the customers service wrote
+to Kafka before the order arrived is seen: "created, then ordered" is accepted and "deleted,
+then ordered" is refused, whatever the timing (the customers service answers a write once its
+events are in Kafka, `X-Events-Delivered: true`). An id not in the view waits for that read up
+to KNOWN_PARTIES_WAIT_SECONDS; if the broker cannot be asked (down), it gets 503 (try again).
+A known id waits at most KNOWN_PARTIES_FRESH_SECONDS and is then accepted on what the view
+holds: while Kafka is down, orders for known parties go on (a deletion not yet read is the
+one thing missed, and only then).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -18,6 +24,8 @@ from aiohttp import web
 from kafka_integration import KafkaSettings, TopicView
 from orders.config import PartiesSettings
 from servicekit.errors import FieldProblem, Unavailable, ValidationFailed
+
+log = logging.getLogger(__name__)
 
 
 class KnownParties:
@@ -40,7 +48,8 @@ class KnownParties:
         return row is not None and row.get("action") != "destroyed"
 
     async def check(self, field_prefix: str, organization_id: int | None, customer_id: int | None) -> None:
-        """Raise ValidationFailed naming each unknown id (Unavailable if Kafka cannot tell)."""
+        """Raise ValidationFailed naming each unknown or deleted id (Unavailable if Kafka cannot
+        tell about an id never seen)."""
         if not self.settings.required:
             return
         wanted = [
@@ -51,21 +60,28 @@ class KnownParties:
             )
             if ident is not None
         ]
-        missing = [(v, i, n) for v, i, n in wanted if not self._known(v, i)]
-        if not missing:
-            return
-        for view, _, _ in missing:
-            if not await view.caught_up(self.settings.wait_seconds):
+        fresh = await asyncio.gather(*(self._read_to_end(view, ident) for view, ident, _ in wanted))
+        for (view, _, _), ok in zip(wanted, fresh, strict=True):
+            if not ok:
                 raise Unavailable(
                     f"cannot read the {view.topic} topic now to check the order's ids; try again"
                 )
         problems = [
             FieldProblem(f"{field_prefix}{name}", f"no {name.removesuffix('_id')} with id {ident} is known")
-            for view, ident, name in missing
+            for view, ident, name in wanted
             if not self._known(view, ident)
         ]
         if problems:
             raise ValidationFailed("; ".join(f"{p.field}: {p.problem}" for p in problems), problems)
+
+    async def _read_to_end(self, view: TopicView, ident: int) -> bool:
+        """Read `view` to the broker's end now; False only when that fails for an id never seen."""
+        if not self._known(view, ident):
+            return await view.caught_up(self.settings.wait_seconds)
+        if not await view.caught_up(self.settings.fresh_seconds):
+            log.warning("%s not read to its end in %.1fs; id %s accepted as known", view.topic,
+                        self.settings.fresh_seconds, ident)
+        return True
 
 
 PARTIES = web.AppKey("orders.parties", KnownParties)

@@ -65,7 +65,7 @@ async def test_the_event_is_in_kafka_when_the_answer_arrives(
     customers_client: TestClient[Any, Any], kafka: KafkaSettings
 ) -> None:
     resp = await customers_client.post("/organizations", json={"organization": {"name": "Fast"}})
-    assert resp.status == 201
+    assert resp.status == 201 and resp.headers["X-Events-Delivered"] == "true"
     messages = await read_topic(kafka, "organizations", timeout=0)
     assert [m.value["name"] for m in messages] == ["Fast"]
 

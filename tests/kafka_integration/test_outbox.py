@@ -18,7 +18,7 @@ from customers.app import create_app
 from customers.config import Config
 from kafka_integration import KafkaSettings, OutboxRelay, TopicSpec, ensure_topics, entity_event, unit_of_work
 from servicekit.db import DatabaseSettings, migrate, open_pool
-from tests.support import ROOT, Tokens, kafka_script, local_kafka, read_topic
+from tests.support import ROOT, Tokens, kafka_script, local_kafka, read_topic, wait_until
 
 
 @pytest.fixture
@@ -49,9 +49,12 @@ async def test_a_rolled_back_write_emits_nothing(
         async with unit_of_work(pool) as uow:
             uow.emit(entity_event("things", "thing", "created", {"id": 2}))
         assert [m.key for m in await read_topic(kafka, "things", min_count=1)] == ["2"]
-        await asyncio.sleep(0.5)
+
+        async def outbox_empty() -> bool:  # nothing left that could still be published
+            return await relay.backlog() == 0
+
+        await wait_until(outbox_empty)
         assert [m.key for m in await read_topic(kafka, "things", timeout=0)] == ["2"]
-        assert await relay.backlog() == 0
     finally:
         await relay.stop()
 
@@ -81,8 +84,12 @@ async def test_an_event_committed_by_a_killed_process_is_published_by_the_next_r
             "3",
             "4",
         ]
-        await asyncio.sleep(0.3)
-        assert await relay.backlog() == 0
+
+        async def outbox_empty() -> bool:  # the relay deletes a row once Kafka acknowledged it
+            return await relay.backlog() == 0
+
+        await wait_until(outbox_empty)
+        assert len(await read_topic(kafka, "things", timeout=0)) == 5
     finally:
         await relay.stop()
 
@@ -142,5 +149,17 @@ async def test_writes_succeed_while_kafka_is_down_and_arrive_once_in_order_after
     names = [m.value["name"] for m in messages if m.key == str(org_id)]
     assert names == ["before", "v0", "v1", "v2", "v3", "v4"]
     assert [m.value["name"] for m in messages if m.key != str(org_id)] == ["during"]
-    await asyncio.sleep(1)
+
+    async def outbox_empty() -> bool:  # once it is, nothing more can be published
+        return await _outbox_rows(test_env) == 0
+
+    await wait_until(outbox_empty, timeout=30)
     assert len(await read_topic(kafka, "organizations", timeout=0)) == 7
+
+
+async def _outbox_rows(env: dict[str, str]) -> int:
+    conn = await asyncpg.connect(env["DATABASE_URL"], server_settings={"search_path": env["DATABASE_SCHEMA"]})
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM kafka_outbox"))
+    finally:
+        await conn.close()

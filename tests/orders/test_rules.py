@@ -143,11 +143,30 @@ async def test_an_order_for_unknown_parties_is_refused_until_they_exist(
         )
     ).json()
     assert (await orders_client.post("/orders", json=order(org["id"], customer["id"]))).status == 201
-    # deleted there: refused here again
-    assert (await customers_client.delete(f"/customers/{customer['id']}")).status == 204
+    # deleted there, and the deletion in Kafka when the answer came: refused here from the next order on
+    deleted = await customers_client.delete(f"/customers/{customer['id']}")
+    assert deleted.status == 204 and deleted.headers["X-Events-Delivered"] == "true"
     gone = await orders_client.post("/orders", json=order(org["id"], customer["id"]))
     assert gone.status == 422
     assert [f["field"] for f in (await gone.json())["fields"]] == ["order.customer_id"]
+
+
+async def test_a_deleted_party_is_refused_by_the_very_next_order_every_time(
+    orders_client: TestClient[Any, Any], customers_client: TestClient[Any, Any]
+) -> None:
+    """Read-your-writes across services: the orders service knows the customer (it has just
+    accepted an order for it), so nothing but reading the topic to its end can show the deletion."""
+    org = await (await customers_client.post("/organizations", json={"organization": {"name": "R"}})).json()
+    for n in range(10):
+        body = {"customer": {"name": f"R{n}", "last_name": "Y", "email": f"r{n}@example.com"}}
+        customer = await (await customers_client.post("/customers", json=body)).json()
+        assert (await orders_client.post("/orders", json=order(org["id"], customer["id"]))).status == 201
+        deleted = await customers_client.delete(f"/customers/{customer['id']}")
+        assert deleted.headers["X-Events-Delivered"] == "true"
+        assert (await orders_client.post("/orders", json=order(org["id"], customer["id"]))).status == 422
+    deleted = await customers_client.delete(f"/organizations/{org['id']}")
+    assert deleted.headers["X-Events-Delivered"] == "true"
+    assert (await orders_client.post("/orders", json=order(org["id"], 1))).status == 422
 
 
 async def test_tokens_and_organization_access(
