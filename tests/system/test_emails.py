@@ -199,6 +199,21 @@ async def test_the_api_serves_the_materialized_tables_behind_tokens(
     assert (await api.get("/tables/orders_created")).status == 401
     assert (await api.get("/tables/nope", headers=admin)).status == 404
     assert (await api.get("/tables/organizations_table/999999", headers=admin)).status == 404
+    # customers: read with a grant for their owner; one owned by no organization by admins only
+    owned = await _post(
+        customers,
+        "/customers",
+        {"customer": {"name": "O", "last_name": "W", "email": "o@w.io", "organization_id": org["id"]}},
+    )
+
+    async def owned_row() -> bool:
+        return (await api.get(f"/tables/customers_table/{owned['id']}", headers=member)).status == 200
+
+    await wait_until(owned_row, timeout=30)
+    for table in ("customers_table", "customer_created"):
+        visible = await (await api.get(f"/tables/{table}", headers=member)).json()
+        assert [(r["key"], r["organization_id"]) for r in visible] == [(str(owned["id"]), org["id"])]
+        assert (await api.get(f"/tables/{table}/{person['id']}", headers=member)).status == 403
 
 
 async def test_the_worker_exports_its_metrics(
