@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, PositiveInt, model_validator
+from pydantic import BaseModel, Field, PositiveInt, model_validator
 
 from servicekit.fields import STRICT, Email, Text
+from servicekit.http import MAX_ID
+
+OrganizationId = Annotated[int, Field(gt=0, le=MAX_ID)]
 
 
 class OrganizationFields(BaseModel):
@@ -22,10 +25,14 @@ class OrganizationBody(BaseModel):
 
 
 class CustomerFields(BaseModel):
+    """`organization_id`: the owner; a member may leave it out when a member of one organization
+    only, an administrator to create a customer owned by no organization."""
+
     model_config = STRICT
     name: Text
     last_name: Text
     email: Email
+    organization_id: OrganizationId | None = None
 
 
 class CustomerBody(BaseModel):
@@ -40,11 +47,12 @@ class CustomerChanges(BaseModel):
     name: Text | None = None
     last_name: Text | None = None
     email: Email | None = None
+    organization_id: OrganizationId | None = None  # a new owner (a member of both, or an admin)
 
     @model_validator(mode="after")
     def _something(self) -> CustomerChanges:
         if not self.model_fields_set:
-            raise ValueError("give at least one of name, last_name, email")
+            raise ValueError("give at least one of name, last_name, email, organization_id")
         return self
 
 
@@ -84,6 +92,7 @@ class Customer(BaseModel):
     name: str
     last_name: str
     email: str
+    organization_id: int | None
     created_at: str
     updated_at: str
 

@@ -1,9 +1,11 @@
 """HTTP handlers of the customers service: check access, parse, call db, answer.
 
 Access: organizations and their invitations are organization data (read: member or viewer of
-that organization; write: member; create and delete an organization: admin). Customers belong to
-no organization in the seed: any valid token reads them; writing them needs an administrator or
-a member of some organization.
+that organization; write: member; create and delete an organization: admin). A customer belongs
+to its owning organization (`organization_id`): creating, changing or deleting it needs a member
+of the owner (a customer owned by no organization, as the seed's: an administrator); reading it
+needs a grant for the owner or for an organization with a ready invitation of it. Accepting or
+rejecting an invitation is the customer's answer: a member of the customer's owner (or an admin).
 """
 
 from __future__ import annotations
@@ -14,15 +16,48 @@ from customers import db
 from customers.models import AssociationMove, CustomerBody, CustomerUpdateBody, InviteBody, OrganizationBody
 from servicekit.app import DB_POOL
 from servicekit.auth import Principal, principal
-from servicekit.errors import Forbidden
+from servicekit.errors import Forbidden, ValidationFailed
 from servicekit.http import json_response, page, path_id, read_model
 
 routes = web.RouteTableDef()
 
 
-def _customer_writer(who: Principal) -> None:
-    if not who.admin and "member" not in who.orgs.values():
-        raise Forbidden("writing customers needs an administrator or a member of an organization")
+def _owner_of_new_customer(who: Principal, given: int | None) -> int | None:
+    """The organization a new customer belongs to: the one given (the token must be a member of
+    it), else the token's only membership; administrators may create one owned by no organization."""
+    if given is not None:
+        who.require_write(given)
+        return given
+    if who.admin:
+        return None
+    memberships = [org for org, role in who.orgs.items() if role == "member"]
+    if not memberships:
+        raise Forbidden("creating a customer needs a member of its organization (or an administrator)")
+    if len(memberships) > 1:
+        raise ValidationFailed.one(
+            "customer.organization_id",
+            "give the organization that owns the customer (you are a member of several)",
+        )
+    return memberships[0]
+
+
+def _customer_writer(who: Principal, new_owner: int | None = None) -> db.Authorize:
+    """A customer is written by a member of its owner (owned by no organization: an admin); giving
+    it to another organization needs a member of that one too."""
+
+    def authorize(row: db.Row) -> None:
+        owner = row["organization_id"]
+        if owner is None:
+            if not who.admin:
+                raise Forbidden(
+                    f"customer {row['id']} belongs to no organization: only an administrator changes it"
+                )
+        else:
+            who.require_write(owner)
+        if new_owner is not None:
+            who.require_write(new_owner)
+
+    return authorize
 
 
 @routes.post("/organizations")
@@ -66,38 +101,42 @@ async def delete_organization(request: web.Request) -> web.Response:
 
 @routes.post("/customers")
 async def create_customer(request: web.Request) -> web.Response:
-    _customer_writer(principal(request))
-    body = await read_model(request, CustomerBody)
-    row = await db.create_customer(request.app[DB_POOL], body.customer.model_dump())
+    who = principal(request)
+    if not who.admin and "member" not in who.orgs.values():
+        raise Forbidden("creating a customer needs a member of its organization (or an administrator)")
+    fields = (await read_model(request, CustomerBody)).customer.model_dump()
+    fields["organization_id"] = _owner_of_new_customer(who, fields["organization_id"])
+    row = await db.create_customer(request.app[DB_POOL], fields)
     return json_response(row, status=201)
 
 
 @routes.get("/customers")
 async def list_customers(request: web.Request) -> web.Response:
     after, limit = page(request)
-    return json_response(await db.list_customers(request.app[DB_POOL], after, limit))
+    only = principal(request).readable()
+    return json_response(await db.list_customers(request.app[DB_POOL], after, limit, only))
 
 
 @routes.get("/customers/{id}")
 async def get_customer(request: web.Request) -> web.Response:
-    return json_response(await db.get_customer(request.app[DB_POOL], path_id(request)))
+    only = principal(request).readable()
+    return json_response(await db.get_customer(request.app[DB_POOL], path_id(request), only))
 
 
 @routes.put("/customers/{id}")
 @routes.patch("/customers/{id}")
 async def update_customer(request: web.Request) -> web.Response:
     customer_id = path_id(request)
-    _customer_writer(principal(request))
     body = await read_model(request, CustomerUpdateBody)
     changes = body.customer.model_dump(exclude_unset=True)
-    return json_response(await db.update_customer(request.app[DB_POOL], customer_id, changes))
+    authorize = _customer_writer(principal(request), changes.get("organization_id"))
+    return json_response(await db.update_customer(request.app[DB_POOL], customer_id, changes, authorize))
 
 
 @routes.delete("/customers/{id}")
 async def delete_customer(request: web.Request) -> web.Response:
     customer_id = path_id(request)
-    _customer_writer(principal(request))
-    await db.delete_customer(request.app[DB_POOL], customer_id)
+    await db.delete_customer(request.app[DB_POOL], customer_id, _customer_writer(principal(request)))
     return web.Response(status=204)
 
 
@@ -130,10 +169,12 @@ async def get_association(request: web.Request) -> web.Response:
 @routes.patch("/organizations/{id}/organization_associations/{association_id}")
 async def move_association(request: web.Request) -> web.Response:
     org_id = path_id(request)
-    principal(request).require_write(org_id)
     association_id = path_id(request, "association_id")
     body = await read_model(request, AssociationMove)
-    return json_response(await db.move_association(request.app[DB_POOL], org_id, association_id, body.state))
+    authorize = _customer_writer(principal(request))
+    return json_response(
+        await db.move_association(request.app[DB_POOL], org_id, association_id, body.state, authorize)
+    )
 
 
 @routes.post("/organizations/{id}/organization_associations/{association_id}/accept")
@@ -148,9 +189,11 @@ async def reject(request: web.Request) -> web.Response:
 
 async def _move(request: web.Request, state: str) -> web.Response:
     org_id = path_id(request)
-    principal(request).require_write(org_id)
     association_id = path_id(request, "association_id")
-    return json_response(await db.move_association(request.app[DB_POOL], org_id, association_id, state))
+    authorize = _customer_writer(principal(request))
+    return json_response(
+        await db.move_association(request.app[DB_POOL], org_id, association_id, state, authorize)
+    )
 
 
 @routes.delete("/organizations/{id}/organization_associations/{association_id}")

@@ -19,7 +19,9 @@ from servicekit.db import DatabaseSettings
 class WorkerSettings:
     """MATERIALIZER_STATE_DIR (RocksDB state), JOIN_WAIT_SECONDS (how long an invoice waits for
     its customer or organization before it is dead-lettered), CONSUMER_GROUP, NOTIFICATIONS_TENANT,
-    DEAD_LETTER_TOPIC, WORKER_PORT (the worker's /health and /metrics), SMTP_CONCURRENCY (senders)."""
+    DEAD_LETTER_TOPIC, WORKER_PORT (the worker's /health and /metrics), SMTP_CONCURRENCY (senders),
+    NOTIFICATION_MAX_FAILURES (attempts that fail with neither an SMTP refusal nor an unreachable
+    server before a notification is `failed` for good)."""
 
     state_dir: Path
     join_wait_seconds: float
@@ -28,6 +30,7 @@ class WorkerSettings:
     dead_letter_topic: str = "notifications_dead_letters"
     port: int = 3005
     smtp_concurrency: int = 8
+    max_failures: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
@@ -39,6 +42,7 @@ class WorkerSettings:
             dead_letter_topic=env_str(environ, "DEAD_LETTER_TOPIC", "notifications_dead_letters"),
             port=env_int(environ, "WORKER_PORT", 3005),
             smtp_concurrency=env_int(environ, "SMTP_CONCURRENCY", 8),
+            max_failures=env_int(environ, "NOTIFICATION_MAX_FAILURES", 5),
         )
 
 

@@ -110,9 +110,31 @@ async def mark_sent(pool: asyncpg.Pool, notification_id: int) -> None:
 
 
 async def mark_failed(pool: asyncpg.Pool, notification_id: int, error: str) -> None:
+    """Failed for good (refused, or not composable): never sent again. A sent row stays sent."""
     await pool.execute(
-        "UPDATE email_notifications SET status = 'failed', error = $2 WHERE id = $1", notification_id, error
+        "UPDATE email_notifications SET status = 'failed', error = $2 WHERE id = $1 AND status <> 'sent'",
+        notification_id,
+        error,
     )
+
+
+async def record_failure(pool: asyncpg.Pool, notification_id: int, error: str, max_failures: int) -> str:
+    """Count one failed attempt that was neither an SMTP refusal nor the server being unreachable
+    (a bug, the database gone for a moment) and give the lease back; at the `max_failures`-th the
+    notification is `failed` for good. Its status after this."""
+    status = await pool.fetchval(
+        """
+        UPDATE email_notifications
+        SET failures = failures + 1, error = $2, lease_until = NULL,
+            status = CASE WHEN failures + 1 >= $3 THEN 'failed' ELSE status END
+        WHERE id = $1 AND status IN ('created', 'sending')
+        RETURNING status
+        """,
+        notification_id,
+        error,
+        max_failures,
+    )
+    return str(status) if status is not None else "gone"
 
 
 async def pending(pool: asyncpg.Pool, tenant: str, limit: int = 10_000) -> list[Row]:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from servicekit.fields import STRICT, Email, LongText, Text
+from servicekit.fields import STRICT, Email, LongText, Text, printable
+
+# A template's code (`invoice_created`); an organization's override is stored as
+# `<tenant>-<organization id>-<code>` (templates.py), never asked for by that name in a mail.
+Code = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")]
+OptionName = Annotated[Text, StringConstraints(max_length=100)]
+OptionValue = Annotated[str | int | float | bool | None, AfterValidator(printable)]
 
 
 class MailBody(BaseModel):
     """`POST /mails` as in the seed: `{"code", "to", "options"}`; options fill the template."""
 
     model_config = STRICT
-    code: Text
+    code: Code
     to: Email
-    options: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=100)
+    options: dict[OptionName, OptionValue] = Field(default_factory=dict, max_length=100)
     organization_id: int | None = Field(default=None, gt=0)
 
 

@@ -7,8 +7,10 @@ nothing. A row left `created`/`sending` by a crash is sent again with the same M
 only case that can reach the server twice is a crash in the instant between the server accepting
 the message and the `sent` mark; the stable Message-ID lets the receiving side drop that copy
 (mailbox stores such as Gmail do; the project's sink does). That last step is left to the SMTP side.
-SMTP refusals (5xx) are recorded as `failed` with the error; an unreachable server raises, so
-the caller retries later without losing the record.
+SMTP refusals (5xx) are recorded as `failed` with the error, and so is a message that cannot be
+composed (a bad header value, a broken template): it would fail again, so it is never retried. An
+unreachable server raises, so the caller retries later without losing the record; any other
+error is the caller's to count (`db.record_failure`: a bounded number of attempts).
 """
 
 from __future__ import annotations
@@ -95,22 +97,23 @@ class Notifier:
         reached (the row stays pending and its lease expires)."""
         if row["status"] in ("sent", "failed"):
             return str(row["status"])
-        values = row["args"] if isinstance(row["args"], dict) else json.loads(row["args"])
         try:
             chosen = await self.template(row["template"], row["organization_id"])
         except NotFound as exc:
-            await db.mark_failed(self.pool, row["id"], exc.message)
-            self.failed += 1
-            return "failed"
-        subject, text, html = chosen.render(values)
-        message = mailer.compose(
-            self.smtp,
-            to=row["recipient"],
-            subject=subject,
-            text=text,
-            html=html,
-            message_id=row["message_id"],
-        )
+            return await self._failed(row, exc.message)
+        try:
+            values = row["args"] if isinstance(row["args"], dict) else json.loads(row["args"])
+            subject, text, html = chosen.render(values)
+            message = mailer.compose(
+                self.smtp,
+                to=row["recipient"],
+                subject=subject,
+                text=text,
+                html=html,
+                message_id=row["message_id"],
+            )
+        except Exception as exc:  # the same row fails the same way every time: never retried
+            return await self._failed(row, f"cannot compose the message: {exc}")
         if not row.get("leased") and not await db.lease(self.pool, row["id"], self.lease_seconds):
             return "leased"  # sent, refused, or being sent by another sender right now
         try:
@@ -126,13 +129,16 @@ class Notifier:
         ) as exc:
             raise SmtpUnavailable(str(exc)) from exc
         except aiosmtplib.SMTPException as exc:
-            await db.mark_failed(self.pool, row["id"], f"{type(exc).__name__}: {exc}")
-            self.failed += 1
-            log.warning("notification %s to %s refused: %s", row["id"], row["recipient"], exc)
-            return "failed"
+            return await self._failed(row, f"{type(exc).__name__}: {exc}")
         await db.mark_sent(self.pool, row["id"])
         self.sent += 1
         return "sent"
+
+    async def _failed(self, row: dict[str, Any], error: str) -> str:
+        await db.mark_failed(self.pool, row["id"], error)
+        self.failed += 1
+        log.warning("notification %s to %r failed for good: %s", row["id"], row["recipient"], error)
+        return "failed"
 
     async def notify(
         self,

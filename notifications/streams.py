@@ -36,7 +36,15 @@ CUSTOMER_COLUMNS = {"customer_name": "name", "customer_last_name": "last_name", 
 # Typed as the seed's CREATE STREAM (INTEGER -> int, VARCHAR -> str); a record whose column holds
 # another type is poison and goes to the dead-letter topic.
 ORGANIZATION_COLUMNS = {"id": int, "name": str}
-CUSTOMER_COLUMNS_SQL = {"id": int, "name": str, "last_name": str, "email": str, "action": str}
+# organization_id: the customer's owner (null: none), which decides who reads the row in the API
+CUSTOMER_COLUMNS_SQL = {
+    "id": int,
+    "name": str,
+    "last_name": str,
+    "email": str,
+    "organization_id": int,
+    "action": str,
+}
 ORDER_COLUMNS = {"id": int, "po": str, "organization_id": int, "customer_id": int}
 INVOICE_COLUMNS = {
     "id": int,

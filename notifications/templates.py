@@ -15,7 +15,12 @@ from typing import Any
 
 import asyncpg
 
-from servicekit.errors import NotFound
+from servicekit.errors import NotFound, ValidationFailed
+
+CODE = re.compile(r"[a-z0-9_]+")
+# What a stored template may be called: `code`, `<tenant>-code` or `<tenant>-<organization id>-code`.
+STORED_CODE = re.compile(r"[a-z0-9_]+(?:-[a-z0-9_]+){0,2}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,9 @@ class Template:
         """(subject, text, html); unknown placeholders stay as written."""
         text_values = {k: "" if v is None else str(v) for k, v in values.items()}
         html_values = {k: v if k.endswith("_html") else html.escape(v) for k, v in text_values.items()}
-        subject = _Template(self.subject).safe_substitute(text_values).replace("\n", " ")
+        # a header: the values come from data (names from the topics), so a control character
+        # (a CR or LF would split the header) is replaced rather than refused
+        subject = _CONTROL.sub(" ", _Template(self.subject).safe_substitute(text_values))
         return (
             subject,
             _Template(self.text_body).safe_substitute(text_values),
@@ -44,7 +51,7 @@ def candidates(code: str, tenant: str, organization_id: int | None) -> list[str]
 
 
 def builtin(code: str) -> Template | None:
-    if not re.fullmatch(r"[a-z0-9_]+", code):
+    if not CODE.fullmatch(code):
         return None
     entry = resources.files("notifications") / "templates" / f"{code}.json"
     if not entry.is_file():
@@ -53,10 +60,20 @@ def builtin(code: str) -> Template | None:
     return Template(code, data["subject"], data["text_body"], data["html_body"])
 
 
+def checked_code(code: str) -> str:
+    """A stored template's code as given in a path, or ValidationFailed naming `code`."""
+    if len(code) > 200 or not STORED_CODE.fullmatch(code):
+        raise ValidationFailed.one(
+            "code",
+            "must be <code>, <tenant>-<code> or <tenant>-<organization id>-<code>, each part [a-z0-9_]+",
+        )
+    return code
+
+
 def override_organization(code: str, tenant: str) -> int | None:
     """The organization a stored code overrides for (`<tenant>-<org id>-<code>`), or None."""
     head, _, rest = code.removeprefix(f"{tenant}-").partition("-")
-    if code.startswith(f"{tenant}-") and head.isdigit() and rest:
+    if code.startswith(f"{tenant}-") and head.isascii() and head.isdigit() and rest:
         return int(head)
     return None
 

@@ -2,7 +2,9 @@
 
 Access: a mail for an organization, its notifications and its template overrides
 (`<tenant>-<organization id>-<code>`) need a grant for that organization (write to send or
-override, read to list); mails and templates for no organization need an administrator.
+override, read to list or read the override); mails and templates for no organization need an
+administrator (any token reads those templates). A mail names a template by its bare code
+(`[a-z0-9_]+`) and gets its own organization's override, never another's.
 """
 
 from __future__ import annotations
@@ -54,7 +56,10 @@ async def send_mail(request: web.Request) -> web.Response:
             f"the SMTP server cannot be reached ({exc}); the mail is recorded, not sent"
         ) from exc
     if status != "sent":
-        raise ValidationFailed.one("to", "the SMTP server refused the message; see GET /notifications")
+        raise ValidationFailed.one(
+            "to",
+            "the message was refused by the SMTP server or could not be composed; see GET /notifications",
+        )
     return json_response({"message": "sent", "offset": offset}, status=201)
 
 
@@ -83,7 +88,11 @@ async def get_notification(request: web.Request) -> web.Response:
 
 @routes.get("/templates/{code}")
 async def get_template(request: web.Request) -> web.Response:
-    found = await templates.get(request.app[DB_POOL], request.match_info["code"])
+    code = templates.checked_code(request.match_info["code"])
+    org_id = templates.override_organization(code, request.app[NOTIFIER].tenant)
+    if org_id is not None:
+        principal(request).require_read(org_id)
+    found = await templates.get(request.app[DB_POOL], code)
     return json_response(
         {
             "code": found.code,
@@ -97,9 +106,7 @@ async def get_template(request: web.Request) -> web.Response:
 @routes.put("/templates/{code}")
 async def put_template(request: web.Request) -> web.Response:
     """Store a template; an organization's override is `PUT /templates/<tenant>-<org id>-<code>`."""
-    code = request.match_info["code"]
-    if not 0 < len(code) <= 200:
-        raise ValidationFailed.one("code", "must be 1 to 200 characters")
+    code = templates.checked_code(request.match_info["code"])
     who = principal(request)
     org_id = templates.override_organization(code, request.app[NOTIFIER].tenant)
     if org_id is None:
@@ -118,8 +125,11 @@ async def put_template(request: web.Request) -> web.Response:
 
 
 def _readable(who: Principal, table: str, key: str, row: dict[str, Any]) -> bool:
-    if who.admin or table in (streams.CUSTOMERS_TABLE, streams.CUSTOMER_CREATED):
-        return True  # customers belong to no organization (as in the customers service)
+    """A row of an organization's (an order, a customer it owns) is read with a grant for it; a
+    customer owned by no organization by administrators only (the API does not see invitations:
+    the customers service serves invited customers)."""
+    if who.admin:
+        return True
     org = key if table == streams.ORGANIZATIONS_TABLE else row.get("organization_id")
     return str(org).isdigit() and who.can_read(int(str(org)))
 

@@ -76,13 +76,21 @@ def invoice_values(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _without_nul(value: Any) -> Any:
+    """Text from the topics as PostgreSQL can store it (a NUL cannot be in text or jsonb). Other
+    control characters are kept here: the subject replaces them (templates.py), and a header that
+    still holds one makes the message uncomposable, so failed, never sent with a forged header."""
+    return value.replace("\x00", "") if isinstance(value, str) else value
+
+
 class Senders:
     """A few concurrent SMTP senders fed with recorded notifications. The table is the queue:
     what a crash leaves pending is found again at start; an unreachable server is retried."""
 
-    def __init__(self, notifier: Notifier, concurrency: int) -> None:
+    def __init__(self, notifier: Notifier, concurrency: int, max_failures: int = 5) -> None:
         self.notifier = notifier
         self.concurrency = concurrency
+        self.max_failures = max_failures
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -129,10 +137,26 @@ class Senders:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, SMTP_RETRY_MAX_SECONDS)
                 self.queue.put_nowait({**row, "leased": False})  # lease again before the next try
-            except Exception:
+            except Exception as exc:
+                status = await self._count_failure(row, exc)
+                if status in ("failed", "gone"):
+                    continue
                 log.exception("notification %s could not be sent; retried in %.1fs", row["id"], delay)
                 await asyncio.sleep(delay)
                 self.queue.put_nowait({**row, "leased": False})
+
+    async def _count_failure(self, row: dict[str, Any], exc: Exception) -> str:
+        """Count a failure that was not the SMTP server's doing: bounded, then `failed` for good."""
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            status = await db.record_failure(self.notifier.pool, row["id"], error, self.max_failures)
+        except Exception:
+            log.exception("could not count the failure of notification %s", row["id"])
+            return "unknown"
+        if status == "failed":
+            self.notifier.failed += 1
+            log.error("notification %s failed %d times; given up: %s", row["id"], self.max_failures, error)
+        return status
 
 
 class Emails:
@@ -156,13 +180,15 @@ class Emails:
                 source.offset,
             )
             return
-        organization_id = int(org) if isinstance(org, int | str) and str(org).isdigit() else None
+        organization_id = (
+            int(org) if isinstance(org, int) or (isinstance(org, str) and org.isdecimal()) else None
+        )
         row = await self.notifier.record(
             NotificationSource(source.topic, source.partition, source.offset),
             template=template,
-            to=to,
+            to=_without_nul(to),
             organization_id=organization_id,
-            values=values,
+            values={k: _without_nul(v) for k, v in values.items()},
             message_key=key,
             check_template=False,
             lease=True,
@@ -255,7 +281,7 @@ async def running_worker(config: Config) -> AsyncIterator[tuple[Materializer, No
         pool = await stack.enter_async_context(open_pool(config.db))
         await migrate(pool, ["notifications"], config.db.schema)
         notifier = Notifier(pool, config.smtp, tenant=config.worker.tenant, template_cache_seconds=5.0)
-        senders = Senders(notifier, config.worker.smtp_concurrency)
+        senders = Senders(notifier, config.worker.smtp_concurrency, config.worker.max_failures)
         await senders.start()
         stack.push_async_callback(senders.stop)
         emails = Emails(notifier, senders)

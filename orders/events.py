@@ -9,7 +9,7 @@ from kafka_integration import Event, TopicSpec, entity_events
 
 TOPICS = [TopicSpec("orders"), TopicSpec("invoices")]
 # Read, not written: what the orders service knows of the customers service's data.
-KNOWN_TOPICS = [TopicSpec("organizations"), TopicSpec("customers")]
+KNOWN_TOPICS = [TopicSpec("organizations"), TopicSpec("customers"), TopicSpec("organization_associations")]
 
 
 def order(action: str, row: Mapping[str, Any]) -> list[Event]:

@@ -2,7 +2,8 @@
 
 Access: an order or invoice is its organization's data. Reading needs a grant (member or
 viewer) for that organization, writing needs member; lists show only the organizations the
-token may read; administrators see everything.
+token may read; administrators see everything. A member orders (or moves an order) only for a
+customer the order's organization owns or has a ready invitation of (orders/parties.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from orders.models import InvoiceBody, InvoiceUpdateBody, ItemBody, ItemUpdateBo
 from orders.parties import PARTIES
 from servicekit.app import DB_POOL
 from servicekit.auth import Principal, principal
+from servicekit.errors import Conflict
 from servicekit.http import json_response, page, path_id, read_model
 
 routes = web.RouteTableDef()
@@ -38,7 +40,9 @@ async def create_order(request: web.Request) -> web.Response:
     body = await read_model(request, OrderBody)
     order = body.order
     who.require_write(order.organization_id)
-    await request.app[PARTIES].check("order.", order.organization_id, order.customer_id)
+    parties = request.app[PARTIES]
+    await parties.check("order.", order.organization_id, order.customer_id)
+    await parties.check_customer_access(who, "order.", order.organization_id, order.customer_id)
     return json_response(await db.create_order(request.app[DB_POOL], order), status=201)
 
 
@@ -73,7 +77,32 @@ async def update_order(request: web.Request) -> web.Response:
         who.require_write(changes["organization_id"])
     if changes.keys() & {"organization_id", "customer_id"}:
         await request.app[PARTIES].check("order.", changes.get("organization_id"), changes.get("customer_id"))
-    return json_response(await db.update(request.app[DB_POOL], ORDER, ident, changes, _writer(who)))
+    authorize = _writer(who)
+    if not who.admin and changes.keys() & {"organization_id", "customer_id"}:
+        authorize = await _parties_writer(request, who, ident, changes)
+    return json_response(await db.update(request.app[DB_POOL], ORDER, ident, changes, authorize))
+
+
+async def _parties_writer(request: web.Request, who: Principal, ident: int, changes: Row) -> db.Authorize:
+    """A member changing an order's organization or customer: the pair it ends with must be one
+    the member may order for; checked now, and the order must still have, when locked, the
+    parties that check assumed."""
+    current = await db.get(request.app[DB_POOL], ORDER, ident)
+    who.require_write(current["organization_id"])
+    org = int(changes.get("organization_id") or current["organization_id"])
+    customer = int(changes.get("customer_id") or current["customer_id"])
+    await request.app[PARTIES].check_customer_access(who, "order.", org, customer)
+    write = _writer(who)
+
+    def authorize(row: Row) -> None:
+        write(row)
+        if (row["organization_id"], row["customer_id"]) != (
+            current["organization_id"],
+            current["customer_id"],
+        ):
+            raise Conflict(f"order {ident} changed while this change was checked; try again")
+
+    return authorize
 
 
 @routes.put("/invoices/{id}")

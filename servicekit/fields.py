@@ -15,6 +15,12 @@ def _printable(value: str) -> str:
     return value
 
 
+def printable(value: object) -> object:
+    """A validator for values of any scalar type: a string must hold no control characters but tab
+    (no CR or LF to split a mail header, no NUL that PostgreSQL text refuses)."""
+    return _printable(value) if isinstance(value, str) else value
+
+
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_printable)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_printable)]
 Email = Annotated[

@@ -124,3 +124,41 @@ async def test_tokens_and_organization_access(
         await anonymous.put("/templates/default-13-invoice_created", json=template, headers=member)
     ).status == 200
     assert (await anonymous.put("/templates/invoice_created", json=template, headers=member)).status == 403
+
+
+async def test_an_organizations_template_override_is_read_and_used_only_with_a_grant_for_it(
+    test_env: dict[str, str], serve: Callable[..., Any], tokens: Tokens
+) -> None:
+    client = await serve(create_app(Config.from_env(test_env)))
+    admin = Tokens.header(tokens.admin())
+    member_a = Tokens.header(tokens.make(user_id=3, orgs={3: "member"}))
+    viewer_b = Tokens.header(tokens.make(user_id=4, orgs={4: "viewer"}))
+    secret = {"subject": "B's secret $po", "text_body": "B's terms", "html_body": "<p>B's terms</p>"}
+    assert (
+        await client.put("/templates/default-4-invoice_created", json=secret, headers=admin)
+    ).status == 200
+
+    assert (await client.get("/templates/default-4-invoice_created", headers=member_a)).status == 403
+    assert (await client.get("/templates/default-4-invoice_created", headers=viewer_b)).status == 200
+    assert (await client.get("/templates/invoice_created", headers=member_a)).status == 200
+    # a mail names a bare code: another organization's override cannot be reached through it
+    to = f"{unique('leak')}@example.com"
+    for code in ("4-invoice_created", "default-4-invoice_created", "../invoice_created", "Invoice_created"):
+        resp = await client.post(
+            "/mails", json={"code": code, "to": to, "organization_id": 3, "options": {}}, headers=member_a
+        )
+        assert resp.status == 422, code
+        assert (await resp.json())["fields"][0]["field"] == "code"
+    assert await (await client.get("/notifications", headers=admin)).json() == []
+    assert mails(test_env, to) == []
+
+
+@pytest.mark.parametrize("code", ["default-²-x", "default-3-Invoice", "a-b-c-d", "x y", "-x", "x-", "é"])
+async def test_template_codes_outside_the_alphabet_are_refused(
+    notifications_client: TestClient[Any, Any], code: str
+) -> None:
+    template = {"subject": "Hi", "text_body": "Hello", "html_body": "<p>Hello</p>"}
+    for method in ("PUT", "GET"):
+        resp = await notifications_client.request(method, f"/templates/{code}", json=template)
+        assert resp.status == 422, (method, code, resp.status)
+        assert (await resp.json())["fields"][0]["field"] == "code"

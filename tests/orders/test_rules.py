@@ -216,6 +216,12 @@ async def test_tokens_and_organization_access(
     assert (await anonymous.delete(f"/invoices/{in_b['invoice_id']}", headers=member_a)).status == 403
     assert (await anonymous.post("/invoices", json={"order_id": in_b["id"]}, headers=member_a)).status == 403
     assert (await anonymous.post(f"/orders/{in_b['id']}/items", json=ITEM, headers=member_a)).status == 403
+    # the customer belongs to no organization: a member of A may not order for it until A owns it
+    assert (await anonymous.post("/orders", json=order(org_a, customer_id), headers=member_a)).status == 403
+    given = await customers_client.put(
+        f"/customers/{customer_id}", json={"customer": {"organization_id": org_a}}
+    )
+    assert given.status == 200
     assert (await anonymous.post("/orders", json=order(org_a, customer_id), headers=member_a)).status == 201
     still = await (await anonymous.get(f"/orders/{in_b['id']}", headers=admin)).json()
     assert still["state"] == "pending" and still["items"] == []

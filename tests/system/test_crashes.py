@@ -63,7 +63,8 @@ async def _invoices_sent(env: dict[str, str]) -> int:
     try:
         return int(
             await conn.fetchval(
-                "SELECT count(*) FROM email_notifications WHERE status = 'sent' AND message_id LIKE 'invoice-%'"
+                "SELECT count(*) FROM email_notifications"
+                " WHERE status = 'sent' AND message_id LIKE 'invoice-%'"
             )
         )
     except asyncpg.UndefinedTableError:
@@ -120,8 +121,10 @@ async def test_worker_killed_at_random_points_sends_each_invoice_once(
         f"{tag}-{n}" for n in range(total)
     )
     assert worker_process.kills == kills
-    print(f"notifications sending at each kill: {busy_at_kill}; copies the sink suppressed: "
-          f"{len(_suppressed(system_env))}")
+    print(
+        f"notifications sending at each kill: {busy_at_kill}; copies the sink suppressed: "
+        f"{len(_suppressed(system_env))}"
+    )
     # what reached the SMTP server twice: only a kill between the server's 250 and the `sent`
     # mark can do that, at most once per kill, and the sink keeps one copy per Message-ID
     assert len(_suppressed(system_env)) <= worker_process.kills

@@ -199,6 +199,21 @@ async def test_the_api_serves_the_materialized_tables_behind_tokens(
     assert (await api.get("/tables/orders_created")).status == 401
     assert (await api.get("/tables/nope", headers=admin)).status == 404
     assert (await api.get("/tables/organizations_table/999999", headers=admin)).status == 404
+    # customers: read with a grant for their owner; one owned by no organization by admins only
+    owned = await _post(
+        customers,
+        "/customers",
+        {"customer": {"name": "O", "last_name": "W", "email": "o@w.io", "organization_id": org["id"]}},
+    )
+
+    async def owned_row() -> bool:
+        return (await api.get(f"/tables/customers_table/{owned['id']}", headers=member)).status == 200
+
+    await wait_until(owned_row, timeout=30)
+    for table in ("customers_table", "customer_created"):
+        visible = await (await api.get(f"/tables/{table}", headers=member)).json()
+        assert [(r["key"], r["organization_id"]) for r in visible] == [(str(owned["id"]), org["id"])]
+        assert (await api.get(f"/tables/{table}/{person['id']}", headers=member)).status == 403
 
 
 async def test_the_worker_exports_its_metrics(
@@ -222,3 +237,37 @@ async def test_the_worker_exports_its_metrics(
     assert values["materializer_records_in_total"] >= 1
     assert "materializer_dead_letters_total" in values and "emails_failed_total" in values
     assert values["consumer_lag"] >= 0
+
+
+async def test_another_organizations_member_cannot_redirect_a_customers_invoices(
+    customers: TestClient[Any, Any],
+    orders: TestClient[Any, Any],
+    worker: Any,
+    system_env: dict[str, str],
+    tokens: Tokens,
+) -> None:
+    bob, attacker = f"{unique('bob')}@gmail.com", f"{unique('attacker')}@gmail.com"
+    org_a = await _post(customers, "/organizations", {"organization": {"name": "Attacker Inc"}})
+    org_b = await _post(customers, "/organizations", {"organization": {"name": "Victim Ltd"}})
+    member_a = Tokens.header(tokens.make(user_id=30, orgs={org_a["id"]: "member"}))
+    member_b = Tokens.header(tokens.make(user_id=31, orgs={org_b["id"]: "member"}))
+    made = await customers.post(
+        "/customers", json={"customer": {"name": "Bob", "last_name": "B", "email": bob}}, headers=member_b
+    )
+    assert made.status == 201
+    customer = await made.json()
+    path = f"/customers/{customer['id']}"
+    assert (await customers.put(path, json={"customer": {"email": attacker}}, headers=member_a)).status == 403
+    assert (await customers.delete(path, headers=member_a)).status == 403
+    theirs = {"po": "stolen", "organization_id": org_a["id"], "customer_id": customer["id"], **ORDER}
+    assert (await orders.post("/orders", json=theirs, headers=member_a)).status == 403
+    # right after the attack, B's order still gets its invoice email, to B's customer
+    ours = {**theirs, "po": "po-b", "organization_id": org_b["id"]}
+    placed = await orders.post("/orders", json=ours, headers=member_b)
+    assert placed.status == 201, await placed.text()
+    found = await wait_for_mails(system_env, bob, count=2)
+    assert [str(m["Subject"]) for m in found if "po-b" in str(m["Subject"])] == [
+        f"Invoice {(await placed.json())['invoice_id']} for order po-b from Victim Ltd"
+    ]
+    assert mails(system_env, attacker) == []
+    assert not [m for m in mails(system_env, bob) if "stolen" in str(m["Subject"])]
