@@ -4,7 +4,9 @@ Services use it for the little they must know of other services' data without ca
 the token revocations (every service) and the organizations and customers that exist (orders).
 It reads every partition from the beginning with no consumer group, so each process has the
 whole view. Kafka may be down when the service starts: the view keeps trying in the background
-and `caught_up()` tells whether it has read to the end the broker reports now.
+and `caught_up()` tells whether it has read to the end the broker reports now. `ready` is set
+once the view has first read every partition to the end it found when it began (and stays set):
+what a caller waits on before trusting that the view holds everything written before it started.
 
 For large tables with joins and durable state, use `materializer/` instead.
 """
@@ -38,6 +40,7 @@ class TopicView:
         self._on_change = on_change
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
 
     def get(self, key: str | int) -> dict[str, Any] | None:
         return self.rows.get(str(key))
@@ -98,11 +101,15 @@ class TopicView:
                 self.rows.clear()
                 self._consumer = consumer
                 delay = 0.2
+                ends = None if self.ready.is_set() else await consumer.end_offsets(tps)
                 while True:
                     batches = await consumer.getmany(timeout_ms=200, max_records=5000)
                     for records in batches.values():
                         for record in records:
                             self._apply(record.key, record.value)
+                    if ends is not None and await self._reached(consumer, ends):
+                        ends = None
+                        self.ready.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -113,6 +120,10 @@ class TopicView:
                 self._consumer = None
                 with contextlib.suppress(Exception):
                     await consumer.stop()
+
+    @staticmethod
+    async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        return all([await consumer.position(tp) >= end for tp, end in ends.items()])
 
     @staticmethod
     async def _partitions(consumer: AIOKafkaConsumer, name: str) -> set[int]:
