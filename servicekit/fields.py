@@ -15,6 +15,8 @@ def _printable(value: str) -> str:
     return value
 
 
+Printable = AfterValidator(_printable)  # for a field with its own constraints (e.g. a login email)
+
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_printable)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_printable)]
 Email = Annotated[
