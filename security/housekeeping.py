@@ -38,16 +38,16 @@ async def tidy(app: web.Application, policy: LoginPolicy) -> None:
 
 
 def housekeeping_context(policy: LoginPolicy) -> Callable[[web.Application], AsyncIterator[None]]:
-    """cleanup_ctx step: a `tidy` round now and every INTERVAL_SECONDS for the app's lifetime."""
+    """cleanup_ctx step: a `tidy` round every INTERVAL_SECONDS for the app's lifetime."""
 
     async def housekeeping(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
+                await asyncio.sleep(INTERVAL_SECONDS)
                 try:
                     await tidy(app, policy)
                 except Exception as exc:  # the database may be away for a moment: next round
                     log.warning("housekeeping failed: %r", exc)
-                await asyncio.sleep(INTERVAL_SECONDS)
 
         task = asyncio.create_task(loop(), name="security-housekeeping")
         yield

@@ -119,3 +119,30 @@ async def test_logout_needs_a_valid_token(security_client: TestClient[Any, Any],
     assert (await security_client.post("/logout")).status == 401
     expired = Tokens.header(tokens.make(ttl=-60))
     assert (await security_client.post("/logout", headers=expired)).status == 401
+
+
+async def test_expired_token_revocations_are_tombstoned_in_bounded_batches(
+    security_client: TestClient[Any, Any], kafka: KafkaSettings
+) -> None:
+    from security import db
+    from security.config import LoginPolicy
+    from security.housekeeping import tidy
+    from servicekit.app import DB_POOL
+
+    app = security_client.server.app
+    pool = app[DB_POOL]
+    now = int(time.time())
+    for n in range(3):
+        await db.revoke_token(pool, f"old{n}", now - 3600)
+    await db.revoke_token(pool, "live", now + 3600)
+    assert await db.tombstone_expired_revocations(pool, now - 60, limit=2) == 2  # bounded
+    await tidy(app, LoginPolicy())  # the background round takes the rest
+    assert await pool.fetchval("SELECT array_agg(jti) FROM revoked_tokens") == ["live"]
+    found = await read_topic(kafka, "revocations", min_count=7)
+    by_key: dict[str | None, list[Any]] = {}
+    for m in found:
+        by_key.setdefault(m.key, []).append(m.value)
+    for n in range(3):
+        assert by_key[f"jti:old{n}"][0]["exp"] == now - 3600
+        assert by_key[f"jti:old{n}"][1:] == [None]  # its tombstone, once
+    assert [v["exp"] for v in by_key["jti:live"]] == [now + 3600]
