@@ -11,4 +11,11 @@ COPY security security
 COPY notifications notifications
 COPY infra/smtp_sink.py infra/smtp_sink.py
 RUN pip install --no-cache-dir .
+# Run as a user without privileges. The mount points exist here, owned by that user, so the
+# named volumes compose mounts on them start with that owner (the private key's folder: 0700).
+RUN useradd --system --uid 10001 --no-create-home app \
+    && mkdir -p /keys /public-keys /state /mail \
+    && chown app /keys /public-keys /state /mail \
+    && chmod 0700 /keys
+USER app
 ENV HOST=0.0.0.0

@@ -67,18 +67,28 @@ def infrastructure() -> tuple[dict[str, str], list[str]]:
     return env, started
 
 
+def write_secret(path: Path, data: str | bytes) -> None:
+    """Write a file only its owner may read (a token, a password, a private key): created with
+    mode 0600 by the open itself, never readable by others for a moment; an existing file is
+    narrowed to 0600 before it is written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(fd, 0o600)
+        file.write(data.encode() if isinstance(data, str) else data)
+
+
 def signing_keys() -> dict[str, str]:
     folder = RUN / "jwt"
     private, public = folder / "private.pem", folder / "public.pem"
     if not private.exists():
         folder.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
-        private.write_bytes(
+        write_secret(
+            private,
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
+            ),
         )
-        private.chmod(0o600)
         public.write_bytes(
             key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -90,8 +100,7 @@ def signing_keys() -> dict[str, str]:
 def admin_credentials() -> dict[str, str]:
     file = RUN / "admin"
     if not file.exists():
-        file.write_text(f"admin@example.com\n{secrets.token_urlsafe(12)}\n")
-        file.chmod(0o600)
+        write_secret(file, f"admin@example.com\n{secrets.token_urlsafe(12)}\n")
     email_, password = file.read_text().split()
     return {
         "ADMIN_EMAIL": os.environ.get("ADMIN_EMAIL", email_),
@@ -138,9 +147,9 @@ async def demo(session: aiohttp.ClientSession, env: dict[str, str]) -> None:
         {"email": env["ADMIN_EMAIL"], "password": env["ADMIN_PASSWORD"]},
     )
     token = login["jwt"]
-    (RUN / "token").write_text(token + "\n")
+    write_secret(RUN / "token", token + "\n")
     say("token in .run/token; e.g.")
-    say("  curl -H \"Authorization: Bearer $(cat .run/token)\" http://127.0.0.1:3001/organizations")
+    say('  curl -H "Authorization: Bearer $(cat .run/token)" http://127.0.0.1:3001/organizations')
     super_co = await call(
         session, "POST", f"{c}/organizations", token, {"organization": {"name": "SuperCompany"}}
     )

@@ -7,6 +7,9 @@ whole view. Kafka may be down when the service starts: the view keeps trying in 
 and `caught_up()` waits until it has read to the end the broker reports at the moment of the
 call, so a caller that saw a write acknowledged by Kafka and then asks `caught_up()` sees that
 write in the view (read-your-writes across services).
+`ready` is set once the view has first read every partition to the end it found when it began
+(and stays set): what a caller waits on before trusting that the view holds everything written
+before it started.
 
 For large tables with joins and durable state, use `materializer/` instead.
 """
@@ -42,6 +45,7 @@ class TopicView:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()  # set after each fetch applied; waiters clear it
+        self.ready = asyncio.Event()
 
     def get(self, key: str | int) -> dict[str, Any] | None:
         return self.rows.get(str(key))
@@ -107,11 +111,15 @@ class TopicView:
                 self.rows.clear()
                 self._consumer = consumer
                 delay = 0.2
+                ends = None if self.ready.is_set() else await consumer.end_offsets(tps)
                 while True:
                     batches = await consumer.getmany(timeout_ms=200, max_records=5000)
                     for records in batches.values():
                         for record in records:
                             self._apply(record.key, record.value)
+                    if ends is not None and await self._reached(consumer, ends):
+                        ends = None
+                        self.ready.set()
                     self._progress.set()
             except asyncio.CancelledError:
                 raise
@@ -123,6 +131,10 @@ class TopicView:
                 self._consumer = None
                 with contextlib.suppress(Exception):
                     await consumer.stop()
+
+    @staticmethod
+    async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        return all([await consumer.position(tp) >= end for tp, end in ends.items()])
 
     async def _partitions(self, name: str) -> set[int]:
         while True:  # a topic created a moment ago may take a moment to show in the metadata

@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from security import db, events, passwords
+from security.attempts import AttemptLocks
 from security.config import Config
-from security.keys import ISSUER, LOGIN_POLICY
+from security.housekeeping import housekeeping_context
+from security.keys import HASHER, ISSUER, LOGIN_ATTEMPTS, LOGIN_POLICY
 from security.models import Grant as GrantModel
 from security.models import GrantBody, LoginAnswer, LoginBody, User, UserBody, UserUpdateBody
 from security.tokens import TokenIssuer
@@ -52,16 +54,19 @@ def create_app(config: Config) -> web.Application:
     )
     app[ISSUER] = TokenIssuer.from_pem(config.tokens.private_key.reveal(), config.tokens.ttl_seconds)
     app[LOGIN_POLICY] = config.login
+    app[LOGIN_ATTEMPTS] = AttemptLocks()
+    hasher = app[HASHER] = passwords.Hasher(config.login.hash_concurrency)
 
     async def first_admin(app: web.Application) -> AsyncIterator[None]:
         """With no user at all and ADMIN_EMAIL/ADMIN_PASSWORD set, create that administrator."""
         await asyncio.to_thread(passwords.warm_up)
         if config.admin_email and config.admin_password:
-            password_hash = await passwords.hash_password(config.admin_password.reveal())
+            password_hash = await hasher.hash(config.admin_password.reveal())
             row = await db.bootstrap_admin(app[DB_POOL], config.admin_email, password_hash)
             if row is not None:
                 log.info("security: created the first administrator (user %s)", row["id"])
         yield
 
     app.cleanup_ctx.append(first_admin)
+    app.cleanup_ctx.append(housekeeping_context(config.login))
     return app

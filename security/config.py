@@ -10,7 +10,7 @@ from pathlib import Path
 from kafka_integration import KafkaSettings
 from servicekit.app import HttpSettings
 from servicekit.auth import AuthSettings
-from servicekit.config import Secret, env_int, env_str
+from servicekit.config import Secret, env_bool, env_int, env_str
 from servicekit.db import DatabaseSettings
 
 
@@ -20,23 +20,51 @@ class SecurityConfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    """Failed logins: after `max_failures` for one email within `window_seconds`, every attempt
-    for that email is refused with 429 for `lock_seconds` (the right password included)."""
+    """Failed logins slow down one (email, client address) pair, never the email everywhere, so
+    no one can lock another user out. After `free_failures` failures of a pair, its next attempt
+    is refused with 429 for `base_delay_seconds`, doubling with each further failure up to
+    `max_delay_seconds`. A pair with no attempt for `forget_seconds` starts again from zero.
+    The client address is the connection's peer; with `trust_forwarded_for` (behind a proxy
+    that sets it) the last address of X-Forwarded-For. `hash_concurrency` bounds how many
+    passwords are hashed or checked at once (each costs CPU and 64 MiB)."""
 
-    max_failures: int = 5
-    window_seconds: int = 15 * 60
-    lock_seconds: int = 15 * 60
+    free_failures: int = 5
+    base_delay_seconds: int = 2
+    max_delay_seconds: int = 15 * 60
+    forget_seconds: int = 24 * 3600
+    trust_forwarded_for: bool = False
+    hash_concurrency: int = 4
+
+    def delay_after(self, failures: int) -> int:
+        """Seconds the pair waits after its `failures`-th failure (0 while under the limit)."""
+        if failures < self.free_failures:
+            return 0
+        doublings = min(failures - self.free_failures, 30)
+        return min(self.base_delay_seconds * (1 << doublings), self.max_delay_seconds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> LoginPolicy:
         policy = cls(
-            max_failures=env_int(environ, "LOGIN_MAX_FAILURES", 5),
-            window_seconds=env_int(environ, "LOGIN_WINDOW_SECONDS", 15 * 60),
-            lock_seconds=env_int(environ, "LOGIN_LOCK_SECONDS", 15 * 60),
+            free_failures=env_int(environ, "LOGIN_FREE_FAILURES", 5),
+            base_delay_seconds=env_int(environ, "LOGIN_BASE_DELAY_SECONDS", 2),
+            max_delay_seconds=env_int(environ, "LOGIN_MAX_DELAY_SECONDS", 15 * 60),
+            forget_seconds=env_int(environ, "LOGIN_FORGET_SECONDS", 24 * 3600),
+            trust_forwarded_for=env_bool(environ, "LOGIN_TRUST_FORWARDED_FOR", False),
+            hash_concurrency=env_int(environ, "PASSWORD_HASH_CONCURRENCY", min(4, os.cpu_count() or 1)),
         )
-        if min(policy.max_failures, policy.window_seconds, policy.lock_seconds) < 1:
+        if (
+            min(
+                policy.free_failures,
+                policy.base_delay_seconds,
+                policy.max_delay_seconds,
+                policy.forget_seconds,
+                policy.hash_concurrency,
+            )
+            < 1
+        ):
             raise SecurityConfigError(
-                "LOGIN_MAX_FAILURES, LOGIN_WINDOW_SECONDS, LOGIN_LOCK_SECONDS must be > 0"
+                "LOGIN_FREE_FAILURES, LOGIN_BASE_DELAY_SECONDS, LOGIN_MAX_DELAY_SECONDS,"
+                " LOGIN_FORGET_SECONDS and PASSWORD_HASH_CONCURRENCY must be > 0"
             )
         return policy
 

@@ -6,7 +6,6 @@ module returns for a user is `events.public_user` (no hash).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -216,68 +215,134 @@ async def delete_grant(pool: asyncpg.Pool, user_id: int, organization_id: int) -
 # login and logout
 
 
-async def login(
-    pool: asyncpg.Pool,
-    email: str,
-    policy: LoginPolicy,
-    check: Callable[[str | None], Awaitable[bool]],
-) -> tuple[Row, dict[int, str], int]:
-    """The user whose password `check` accepts, their grants and their tokens' cut-off.
-
-    Attempts for one email are serialized (an advisory lock held while the password is checked),
-    so parallel guesses cannot pass the limit. A locked email gets TooManyRequests without any
-    check; a failure (unknown email or wrong password, the same Unauthorized) is counted and
-    committed before it is raised; a success forgets the failures.
-    """
+async def login_allowed(pool: asyncpg.Pool, email: str, address: str, policy: LoginPolicy) -> Row | None:
+    """Before a password is checked: TooManyRequests if the (email, address) pair is still
+    waiting out its delay; otherwise the user's id and password hash (None for an unknown
+    email), for the caller to check AFTER the connection is back in the pool."""
     async with pool.acquire() as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"security:login:{email}")
-            wait = await conn.fetchval(
-                "SELECT ceil(extract(epoch FROM locked_until - now()))::int FROM login_failures"
-                " WHERE email = $1 AND locked_until > now()",
-                email,
+        wait = await conn.fetchval(
+            """
+            SELECT ceil(extract(epoch FROM blocked_until - now()))::int FROM login_attempts
+            WHERE email = $1 AND address = $2 AND blocked_until > now()
+              AND last_attempt >= now() - make_interval(secs => $3)
+            """,
+            email,
+            address,
+            float(policy.forget_seconds),
+        )
+        if wait is not None:
+            wait = max(int(wait), 1)
+            raise TooManyRequests(
+                f"too many failed logins for this email from this address; try again in {wait} seconds", wait
             )
-            if wait is not None:
-                raise TooManyRequests(
-                    f"too many failed logins; try again in {max(wait, 1)} seconds", max(wait, 1)
-                )
-            user = await conn.fetchrow(
-                f"SELECT {USER_COLUMNS}, password_hash, tokens_valid_from FROM users WHERE email = $1", email
-            )
-            if await check(user["password_hash"] if user is not None else None) and user is not None:
-                await conn.execute("DELETE FROM login_failures WHERE email = $1", email)
-                orgs = {
-                    r["organization_id"]: r["role"]
-                    for r in await conn.fetch(
-                        "SELECT organization_id, role FROM grants WHERE user_id = $1", user["id"]
-                    )
-                }
-                return events.public_user(user), orgs, int(user["tokens_valid_from"])
-            failures = await conn.fetchval(
-                """
-                INSERT INTO login_failures AS f (email, failures, window_start) VALUES ($1, 1, now())
-                ON CONFLICT (email) DO UPDATE SET
-                    failures = CASE WHEN f.window_start > now() - make_interval(secs => $2)
-                                    THEN f.failures + 1 ELSE 1 END,
-                    window_start = CASE WHEN f.window_start > now() - make_interval(secs => $2)
-                                        THEN f.window_start ELSE now() END,
-                    locked_until = NULL
-                RETURNING failures
-                """,
-                email,
-                float(policy.window_seconds),
-            )
-            if failures >= policy.max_failures:
-                await conn.execute(
-                    "UPDATE login_failures SET locked_until = now() + make_interval(secs => $2)"
-                    " WHERE email = $1",
-                    email,
-                    float(policy.lock_seconds),
-                )
-    raise Unauthorized(WRONG_CREDENTIALS)
+        user = await conn.fetchrow("SELECT id, password_hash FROM users WHERE email = $1", email)
+    return dict(user) if user is not None else None
+
+
+async def record_login_failure(pool: asyncpg.Pool, email: str, address: str, policy: LoginPolicy) -> int:
+    """Count a failure of the pair (from zero again after `forget_seconds` of quiet) and set the
+    delay before its next attempt; the pair's failures."""
+    async with pool.acquire() as conn, conn.transaction():
+        failures: int = await conn.fetchval(
+            """
+            INSERT INTO login_attempts AS a (email, address, failures, last_attempt) VALUES ($1, $2, 1, now())
+            ON CONFLICT (email, address) DO UPDATE SET
+                failures = CASE WHEN a.last_attempt < now() - make_interval(secs => $3)
+                                THEN 1 ELSE a.failures + 1 END,
+                last_attempt = now()
+            RETURNING failures
+            """,
+            email,
+            address,
+            float(policy.forget_seconds),
+        )
+        delay = policy.delay_after(failures)
+        await conn.execute(
+            """
+            UPDATE login_attempts
+            SET blocked_until = CASE WHEN $3::float8 > 0 THEN now() + make_interval(secs => $3::float8) END
+            WHERE email = $1 AND address = $2
+            """,
+            email,
+            address,
+            float(delay),
+        )
+    return failures
+
+
+async def finish_login(
+    pool: asyncpg.Pool, email: str, address: str, user_id: int, password_hash: str
+) -> tuple[Row, dict[int, str], int]:
+    """After the password matched `password_hash`: forget the pair's failures; the user, their
+    grants and their tokens' cut-off. A user deleted or given a new password meanwhile is
+    refused as wrong credentials."""
+    async with pool.acquire() as conn, conn.transaction():
+        user = await conn.fetchrow(
+            f"SELECT {USER_COLUMNS}, tokens_valid_from FROM users WHERE id = $1 AND password_hash = $2",
+            user_id,
+            password_hash,
+        )
+        if user is None:
+            raise Unauthorized(WRONG_CREDENTIALS)
+        await conn.execute("DELETE FROM login_attempts WHERE email = $1 AND address = $2", email, address)
+        orgs = {
+            r["organization_id"]: r["role"]
+            for r in await conn.fetch("SELECT organization_id, role FROM grants WHERE user_id = $1", user_id)
+        }
+    return events.public_user(user), orgs, int(user["tokens_valid_from"])
+
+
+async def unlock(pool: asyncpg.Pool, email: str) -> int:
+    """The operator's unlock: forget every failed login of the email, from every address; how
+    many addresses were waiting or counting."""
+    found = await pool.fetchval(
+        "WITH gone AS (DELETE FROM login_attempts WHERE email = $1 RETURNING 1) SELECT count(*) FROM gone",
+        email,
+    )
+    return int(found)
+
+
+async def forget_login_attempts(pool: asyncpg.Pool, policy: LoginPolicy, limit: int = 1000) -> int:
+    """Delete up to `limit` pairs with no attempt for `forget_seconds` (they would start from
+    zero anyway): the table does not grow with every address that ever tried."""
+    found = await pool.fetchval(
+        """
+        WITH gone AS (
+            DELETE FROM login_attempts WHERE ctid IN (
+                SELECT ctid FROM login_attempts
+                WHERE last_attempt < now() - make_interval(secs => $1) LIMIT $2
+            ) RETURNING 1
+        ) SELECT count(*) FROM gone
+        """,
+        float(policy.forget_seconds),
+        limit,
+    )
+    return int(found)
 
 
 async def revoke_token(pool: asyncpg.Pool, jti: str, exp: int) -> None:
-    """Logout: the token's id goes on the `revocations` topic (through the outbox)."""
+    """Logout: the token's id goes on the `revocations` topic (through the outbox), and is kept
+    here until it expires, to be tombstoned then."""
     async with unit_of_work(pool) as uow:
+        await uow.conn.execute(
+            "INSERT INTO revoked_tokens (jti, exp) VALUES ($1, $2) ON CONFLICT DO NOTHING", jti, exp
+        )
         uow.emit(events.token_revoked(jti, exp))
+
+
+async def tombstone_expired_revocations(pool: asyncpg.Pool, before: int, limit: int = 1000) -> int:
+    """Tombstone on the topic (through the outbox) up to `limit` token revocations whose token
+    expired before `before` (epoch seconds), so compaction forgets them; how many. Several
+    instances may run this at once: each row is taken by one (SKIP LOCKED)."""
+    async with unit_of_work(pool) as uow:
+        rows = await uow.conn.fetch(
+            """
+            DELETE FROM revoked_tokens WHERE jti IN (
+                SELECT jti FROM revoked_tokens WHERE exp < $1 ORDER BY exp LIMIT $2 FOR UPDATE SKIP LOCKED
+            ) RETURNING jti
+            """,
+            before,
+            limit,
+        )
+        uow.emit(*(events.token_revocation_expired(r["jti"]) for r in rows))
+    return len(rows)

@@ -8,6 +8,7 @@
   `jti:<jti>` {"kind": "token", "jti", "exp", "action": "created"} revokes one token (logout);
   `user:<id>` {"kind": "user", "user_id", "not_before", "action": "created"} revokes every token of
   that user issued before `not_before` (grants, password, email or admin changed; user deleted).
+  A `jti:` revocation is tombstoned once its token has expired (security.housekeeping).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def token_revoked(jti: str, exp: int) -> Event:
         value={"kind": "token", "jti": jti, "exp": exp, "action": "created"},
         type="token_revoked",
     )
+
+
+def token_revocation_expired(jti: str) -> Event:
+    """The tombstone of `jti:<jti>` once its token has expired: no one can present it any more."""
+    return Event(topic=REVOCATIONS_TOPIC.name, key=f"jti:{jti}", value=None, type="token_revocation_expired")
 
 
 def cut_off() -> int:

@@ -9,12 +9,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from servicekit.fields import STRICT, Email
+from servicekit.fields import STRICT, Email, Printable
 from servicekit.http import MAX_ID
 
 Password = Annotated[str, StringConstraints(min_length=8, max_length=1024, strip_whitespace=False)]
 AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=1024, strip_whitespace=False)]
-LoginEmail = Annotated[str, StringConstraints(min_length=1, max_length=254, to_lower=True)]
+LoginEmail = Annotated[str, StringConstraints(min_length=1, max_length=254, to_lower=True), Printable]
 Role = Literal["member", "viewer"]
 
 # The servicekit rules, and pydantic errors that never carry the input (it may be a password).

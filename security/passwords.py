@@ -1,7 +1,9 @@
 """Password hashing with argon2-cffi (argon2id, the library's RFC 9106 defaults).
 
-Hashing and verifying cost tens of milliseconds of CPU, so they run in a worker thread.
-An unknown email is verified against a dummy hash, so it costs the same as a wrong password.
+Hashing and verifying cost tens of milliseconds of CPU and 64 MiB each, so they run in a worker
+thread, at most `concurrency` at once (`Hasher`; more callers wait their turn without holding
+anything else, in particular no database connection). An unknown email is verified against a
+dummy hash, so it costs the same as a wrong password.
 """
 
 from __future__ import annotations
@@ -35,6 +37,21 @@ async def verify_password(stored: str | None, password: str) -> bool:
     """Whether `password` matches `stored`; with no stored hash (unknown email) the same work is
     done against a dummy hash and the answer is False."""
     return await asyncio.to_thread(_verify, stored, password)
+
+
+class Hasher:
+    """hash_password and verify_password with at most `concurrency` running at once."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def hash(self, password: str) -> str:
+        async with self._slots:
+            return await hash_password(password)
+
+    async def verify(self, stored: str | None, password: str) -> bool:
+        async with self._slots:
+            return await verify_password(stored, password)
 
 
 def warm_up() -> None:

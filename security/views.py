@@ -1,12 +1,15 @@
 """HTTP handlers of the security service: check access, parse, call db, answer.
 
-Access: `/login` needs no token; `/logout` any valid token. Users and grants are the
+Access: `/login` needs no token (failures slow down per email and client address, see
+security.config.LoginPolicy); `/logout` any valid token. Users and grants are the
 administrators' business, except that a user may read and change their own record (but not
 make themselves an administrator).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 from typing import Any, TypeVar
 
@@ -14,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from security import db
-from security.keys import ISSUER, LOGIN_POLICY
+from security.keys import HASHER, ISSUER, LOGIN_ATTEMPTS, LOGIN_POLICY
 from security.models import (
     GrantBody,
     GrantFields,
@@ -24,10 +27,9 @@ from security.models import (
     UserFields,
     UserUpdateBody,
 )
-from security.passwords import hash_password, verify_password
 from servicekit.app import DB_POOL
 from servicekit.auth import Principal, principal, public
-from servicekit.errors import Forbidden, TooManyRequests
+from servicekit.errors import Forbidden, TooManyRequests, Unauthorized
 from servicekit.http import json_response, page, path_id, read_json, read_model, validate
 
 log = logging.getLogger(__name__)
@@ -53,23 +55,41 @@ def _self_or_admin(who: Principal, user_id: int) -> None:
 # tokens
 
 
+def client_address(request: web.Request, trust_forwarded_for: bool) -> str:
+    """Who is calling, for counting failed logins: the connection's peer; behind a proxy that
+    says so (LOGIN_TRUST_FORWARDED_FOR), the last address of X-Forwarded-For, the one that proxy
+    added (the earlier ones are whatever the client wrote)."""
+    if trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+        with contextlib.suppress(ValueError):
+            return str(ipaddress.ip_address(forwarded))
+    return request.remote or "unknown"
+
+
 @routes.post("/login")
 @public
 async def login(request: web.Request) -> web.Response:
+    """One attempt of a pair at a time: may it try, check the password with no connection held,
+    then count the failure or forget the failures."""
     body = await read_model(request, LoginBody)
-
-    async def check(stored: str | None) -> bool:
-        return await verify_password(stored, body.password)
-
-    try:
-        user, orgs, not_before = await db.login(
-            request.app[DB_POOL], body.email, request.app[LOGIN_POLICY], check
+    policy, pool = request.app[LOGIN_POLICY], request.app[DB_POOL]
+    address = client_address(request, policy.trust_forwarded_for)
+    async with request.app[LOGIN_ATTEMPTS].one_at_a_time(body.email, address):
+        try:
+            user = await db.login_allowed(pool, body.email, address, policy)
+        except TooManyRequests as exc:
+            log.warning("login refused: too many failures from %s (retry in %ss)", address, exc.retry_after)
+            raise
+        stored = user["password_hash"] if user is not None else None  # None: a dummy hash, same cost
+        if not await request.app[HASHER].verify(stored, body.password) or user is None:
+            failures = await db.record_login_failure(pool, body.email, address, policy)
+            log.info("failed login from %s (%s failures of that email there)", address, failures)
+            raise Unauthorized(db.WRONG_CREDENTIALS)
+        found, orgs, not_before = await db.finish_login(
+            pool, body.email, address, user["id"], user["password_hash"]
         )
-    except TooManyRequests as exc:
-        log.warning("login refused: too many failures for one email (retry in %ss)", exc.retry_after)
-        return json_response(exc.as_json(), status=exc.status, headers={"Retry-After": str(exc.retry_after)})
-    issued = await request.app[ISSUER].issue(user, orgs, not_before)
-    log.info("user %s logged in (token %s)", user["id"], issued.jti)
+    issued = await request.app[ISSUER].issue(found, orgs, not_before)
+    log.info("user %s logged in (token %s)", found["id"], issued.jti)
     return json_response({"jwt": issued.token, "expires_at": issued.expires_at}, status=201)
 
 
@@ -89,7 +109,7 @@ async def create_user(request: web.Request) -> web.Response:
     principal(request).require_admin()
     fields = await read_wrapped(request, "user", UserBody, UserFields)
     row = await db.create_user(
-        request.app[DB_POOL], fields.email, await hash_password(fields.password), fields.admin
+        request.app[DB_POOL], fields.email, await request.app[HASHER].hash(fields.password), fields.admin
     )
     return json_response(row, status=201)
 
@@ -119,7 +139,7 @@ async def update_user(request: web.Request) -> web.Response:
         raise Forbidden("only an administrator may change who is an administrator")
     changes: dict[str, Any] = {"email": fields.email, "admin": fields.admin}
     if fields.password is not None:
-        changes["password_hash"] = await hash_password(fields.password)
+        changes["password_hash"] = await request.app[HASHER].hash(fields.password)
     return json_response(await db.update_user(request.app[DB_POOL], user_id, changes))
 
 

@@ -20,7 +20,7 @@ from kafka_integration import (
     ensure_topics,
     relay_context,
 )
-from servicekit.auth import REVOCATIONS_TOPIC, AuthSettings, auth_middleware, revocations_context
+from servicekit.auth import REVOCATIONS, REVOCATIONS_TOPIC, AuthSettings, auth_middleware, revocations_context
 from servicekit.config import env_float, env_int, env_str
 from servicekit.db import DatabaseSettings, migrate, open_pool
 from servicekit.http import (
@@ -119,14 +119,18 @@ def service_app(
         async with request.app[DB_POOL].acquire() as conn:
             await conn.fetchval("SELECT 1")
         relay = request.app[RELAY]
-        return json_response(
-            {
-                "status": "ok",
-                "database": "ok",
-                "outbox_backlog": await relay.backlog(),
-                "relay_is_publisher": relay.is_leader,
-            }
-        )
+        body = {
+            "status": "ok",
+            "database": "ok",
+            "outbox_backlog": await relay.backlog(),
+            "relay_is_publisher": relay.is_leader,
+        }
+        revocations = request.app.get(REVOCATIONS)
+        if revocations is not None:
+            body["revocations"] = "read" if revocations.ready else "not read yet"
+            if not revocations.ready:  # not ready: requests with a token get 503 (fail closed)
+                return json_response({**body, "status": "starting"}, status=503)
+        return json_response(body)
 
     async def openapi(request: web.Request) -> web.Response:
         return json_response(spec)
@@ -143,7 +147,7 @@ def service_app(
 
 
 _COMMON_OPERATIONS = [
-    Operation("GET", "/health", "liveness, database and outbox backlog", public=True),
+    Operation("GET", "/health", "database, outbox backlog, revocations read (503 until then)", public=True),
     Operation("GET", "/openapi.json", "this document", public=True),
     Operation("GET", "/metrics", "Prometheus metrics", public=True),
 ]

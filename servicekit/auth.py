@@ -11,13 +11,20 @@ Revocations come from the compacted `revocations` topic, read whole by every ser
 (`kafka_integration.TopicView`): `jti:<id>` revokes one token (logout), `user:<id>` with
 `not_before` revokes every token of that user issued before then (grants or password changed,
 user deleted). A revocation takes effect when the view has read it: milliseconds after the
-security service answers, not before. If Kafka is down when a service starts, tokens are checked
-by signature and expiry alone until the view catches up.
+security service answers, not before.
+
+Fail closed: until the view has read the topic to its end once (Kafka may be down when the
+service starts), a request that needs a token gets 503 with Retry-After, never an answer made
+with an incomplete list; /health says "starting". `jti:` entries whose token has expired are
+dropped from memory (the security service also tombstones them on the topic).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +37,7 @@ from aiohttp.typedefs import Middleware
 
 from kafka_integration import KafkaSettings, TopicSpec, TopicView
 from servicekit.config import env_str
-from servicekit.errors import Forbidden, Unauthorized
+from servicekit.errors import Forbidden, Unauthorized, Unavailable
 from servicekit.http import Handler
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,9 @@ ALGORITHM = "EdDSA"
 ROLES = ("member", "viewer")
 REVOCATIONS_TOPIC = TopicSpec("revocations")
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/metrics"})
+EXPIRY_MARGIN_SECONDS = 60  # a token is forgotten this long after its exp (beyond any leeway)
+PRUNE_INTERVAL_SECONDS = 60.0
+NOT_READY_RETRY_AFTER = 2
 
 
 class AuthConfigError(RuntimeError):
@@ -106,19 +116,35 @@ class Principal:
 
 
 class Revocations:
-    """Revoked token ids and per-user cut-off times, fed by the `revocations` topic."""
+    """Revoked token ids and per-user cut-off times, fed by the `revocations` topic. `loaded` is
+    set once the topic has been read to its end (until then no token may be trusted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, loaded: asyncio.Event | None = None) -> None:
         self.tokens: dict[str, int] = {}
         self.users: dict[int, int] = {}
+        self.loaded = loaded if loaded is not None else asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded.is_set()
+
+    def prune(self, now: float | None = None) -> int:
+        """Forget revoked tokens that expired more than EXPIRY_MARGIN_SECONDS ago (no one can
+        present them any more); the number forgotten."""
+        limit = (time.time() if now is None else now) - EXPIRY_MARGIN_SECONDS
+        expired = [jti for jti, exp in self.tokens.items() if exp < limit]
+        for jti in expired:
+            del self.tokens[jti]
+        return len(expired)
 
     def on_change(self, key: str, value: dict[str, Any] | None) -> None:
         kind, _, ident = key.partition(":")
         if kind == "jti":
-            if value is None:
+            exp = int(value.get("exp") or 0) if value is not None else 0
+            if value is None or exp < time.time() - EXPIRY_MARGIN_SECONDS:  # gone, or long expired
                 self.tokens.pop(ident, None)
             else:
-                self.tokens[ident] = int(value.get("exp") or 0)
+                self.tokens[ident] = exp
         elif kind == "user" and ident.isdigit():
             if value is None:
                 self.users.pop(int(ident), None)
@@ -192,7 +218,13 @@ def auth_middleware(settings: AuthSettings, public_paths: frozenset[str] = PUBLI
         if (public := getattr(request.match_info.handler, "public", False)) and public:
             return await handler(request)
         who = verify(settings, bearer_token(request))
-        if request.app[REVOCATIONS].is_revoked(who):
+        revocations = request.app[REVOCATIONS]
+        if not revocations.ready:
+            raise Unavailable(
+                "the service has not read the token revocations yet; try again shortly",
+                NOT_READY_RETRY_AFTER,
+            )
+        if revocations.is_revoked(who):
             raise Unauthorized("the token has been revoked")
         request[PRINCIPAL] = who
         return await handler(request)
@@ -207,13 +239,27 @@ def public(handler: Handler) -> Handler:
 
 
 def revocations_context(kafka: KafkaSettings) -> Callable[[web.Application], AsyncIterator[None]]:
-    """cleanup_ctx step: read the `revocations` topic in the background for the app's lifetime."""
+    """cleanup_ctx step: read the `revocations` topic in the background for the app's lifetime,
+    and forget expired tokens' entries now and then."""
 
     async def revocations(app: web.Application) -> AsyncIterator[None]:
-        state = app[REVOCATIONS] = Revocations()
+        state = Revocations()
         view = TopicView(kafka, REVOCATIONS_TOPIC.name, on_change=state.on_change)
+        state.loaded = view.ready
+        app[REVOCATIONS] = state
         await view.start()
+
+        async def prune() -> None:
+            while True:
+                await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+                if dropped := state.prune():
+                    log.info("revocations: forgot %d expired tokens", dropped)
+
+        pruning = asyncio.create_task(prune(), name="revocations-prune")
         yield
+        pruning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pruning
         await view.stop()
 
     return revocations

@@ -9,7 +9,8 @@ ServiceError                 any failure a client can be told about
 ├── PayloadTooLarge          413: the body is over the size limit
 ├── ValidationFailed         422: the body is JSON but its fields are wrong
 ├── TooManyRequests          429: too many attempts; retry after `retry_after` seconds
-└── Unavailable              503: a server this request needs cannot be reached now
+└── Unavailable              503: a server or state this request needs is not available now
+                                  (with `retry_after`, answered with a Retry-After header)
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.problems = problems or []
+
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the body (e.g. Retry-After)."""
+        return {}
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
@@ -110,9 +115,20 @@ class TooManyRequests(ServiceError):
         super().__init__(message)
         self.retry_after = retry_after
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
 
 class Unavailable(ServiceError):
-    """A server this request needs (SMTP, Kafka) cannot be reached now; try again later."""
+    """A server this request needs (SMTP, Kafka) cannot be reached now, or the service is not
+    ready yet (revocations not read); try again later, after `retry_after` seconds when given."""
 
     status = 503
     code = "unavailable"
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}

@@ -20,6 +20,8 @@ def printable(value: object) -> object:
     (no CR or LF to split a mail header, no NUL that PostgreSQL text refuses)."""
     return _printable(value) if isinstance(value, str) else value
 
+Printable = AfterValidator(_printable)  # for a field with its own constraints (e.g. a login email)
+
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_printable)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_printable)]

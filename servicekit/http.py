@@ -96,7 +96,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ServiceError as exc:
-        return json_response(exc.as_json(), status=exc.status)
+        return json_response(exc.as_json(), status=exc.status, headers=exc.headers() or None)
     except web.HTTPRequestEntityTooLarge as exc:
         err = PayloadTooLarge(exc.text or "body too large")
         return json_response(err.as_json(), status=err.status)

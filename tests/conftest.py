@@ -11,7 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from kafka_integration import KafkaSettings
-from tests.support import Tokens, start_infra, unique, write_signing_keys
+from servicekit.auth import REVOCATIONS
+from tests.support import Tokens, start_infra, unique, wait_until, write_signing_keys
 
 
 @pytest.fixture(scope="session")
@@ -57,14 +58,24 @@ def kafka(test_env: dict[str, str]) -> KafkaSettings:
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[[web.Application], Any]]:
     """Start an application on a real port; returns a client (sending `token`, when given, as
-    its bearer token). Stopped at the end of the test."""
+    its bearer token). A service that checks tokens answers 503 until it has read the
+    revocations: unless `ready=False`, wait until its /health says it has. Stopped at the end
+    of the test."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def start(app: web.Application, token: str | None = None) -> TestClient[Any, Any]:
+    async def start(
+        app: web.Application, token: str | None = None, ready: bool = True
+    ) -> TestClient[Any, Any]:
         headers = Tokens.header(token) if token else None
         client = TestClient(TestServer(app, host="127.0.0.1"), headers=headers)
         await client.start_server()
         clients.append(client)
+        if ready and REVOCATIONS in app:
+
+            async def revocations_read() -> bool:
+                return (await client.get("/health")).status == 200
+
+            await wait_until(revocations_read, timeout=30)
         return client
 
     yield start

@@ -134,3 +134,51 @@ def test_the_image_copies_every_package_compose_runs() -> None:
         assert (ROOT / path).exists(), path
     assert "infra/smtp_sink.py" in copied
     assert SERVICES["smtp"]["command"][:2] == ["python", "infra/smtp_sink.py"]
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """volume name -> where the service mounts it."""
+    return dict(str(v).split(":")[:2] for v in service.get("volumes", []))  # type: ignore[misc]
+
+
+def test_only_the_security_service_gets_the_private_key() -> None:
+    private_file = SERVICES["security"]["environment"]["JWT_PRIVATE_KEY_FILE"]
+    folder = private_file.rsplit("/", 1)[0]
+    volume = {target: name for name, target in _mounts(SERVICES["security"]).items()}[folder]
+    holders = {name for name, service in SERVICES.items() if volume in _mounts(service)}
+    assert holders == {"security", "keys"}  # the generator writes it, security reads it
+    for name, service in SERVICES.items():
+        if name != "security":
+            assert "JWT_PRIVATE_KEY_FILE" not in service.get("environment", {}), name
+    public_file = COMPOSE["x-common-env"]["JWT_PUBLIC_KEY_FILE"]
+    assert not public_file.startswith(folder + "/")  # the public key lives apart from it
+    for name in APPS:
+        assert public_file.rsplit("/", 1)[0] in _mounts(SERVICES[name]).values(), name
+
+
+def test_the_key_generator_writes_the_private_key_with_mode_0600(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = SERVICES["keys"]["command"][2]
+    keys, public = tmp_path / "keys", tmp_path / "public-keys"
+    keys.mkdir()
+    public.mkdir()
+    script = script.replace('"/keys/', f'"{keys}/').replace('"/public-keys/', f'"{public}/')
+    old = os.umask(0)  # a permissive umask: the mode must come from the open itself
+    try:
+        subprocess.run([sys.executable, "-c", script], check=True)
+    finally:
+        os.umask(old)
+    assert (keys / "private.pem").stat().st_mode & 0o777 == 0o600
+    assert b"PUBLIC KEY" in (public / "public.pem").read_bytes()
+    assert not list(public.glob("private*"))
+
+
+def test_the_image_runs_as_a_user_without_privileges() -> None:
+    lines = [line.split() for line in (ROOT / "Dockerfile").read_text().splitlines() if line.strip()]
+    users = [words[1] for words in lines if words[0] == "USER"]
+    assert users and users[-1] not in {"root", "0"}
+    last_user = max(i for i, words in enumerate(lines) if words[0] == "USER")
+    assert all(words[0] != "USER" for words in lines[last_user + 1 :])

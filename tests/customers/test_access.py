@@ -94,12 +94,12 @@ async def test_a_revoked_token_stops_working(
     token = tokens.make(user_id=5, admin=True)
     other = tokens.make(user_id=6, admin=True)
     assert (await anonymous.get("/customers", headers=Tokens.header(token))).status == 200
-    jti = token_id(token)
+    jti, exp = token_id(token), token_exp(token)
     producer = Producer(kafka)
     await producer.start()
     try:
         await producer.produce(
-            [Event("revocations", f"jti:{jti}", {"kind": "token", "jti": jti, "exp": 0}, "token_revoked")]
+            [Event("revocations", f"jti:{jti}", {"kind": "token", "jti": jti, "exp": exp}, "token_revoked")]
         )
 
         async def refused() -> bool:
@@ -131,3 +131,9 @@ def token_id(token: str) -> str:
     import jwt
 
     return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+
+def token_exp(token: str) -> int:
+    import jwt
+
+    return int(jwt.decode(token, options={"verify_signature": False})["exp"])

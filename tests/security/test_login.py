@@ -1,8 +1,7 @@
-"""Login, tokens, the lockout of repeated failures, and logout."""
+"""Login, tokens and logout (the slowing down of failed logins: test_login_policy.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -14,7 +13,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from kafka_integration import KafkaSettings
-from tests.security.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support import Tokens, read_topic, wait_until
 
 
@@ -69,40 +67,6 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(
     assert "Retry-After" not in wrong.headers
 
 
-async def test_five_failures_lock_the_email_even_for_the_right_password(
-    security_client: TestClient[Any, Any], make_user: Callable[..., Any]
-) -> None:
-    c = security_client
-    await make_user("carl@example.com", "carl-password-1")
-    for _ in range(5):
-        resp = await c.post("/login", json={"email": "carl@example.com", "password": "guess-guess"})
-        assert resp.status == 401
-    locked = await c.post("/login", json={"email": "carl@example.com", "password": "carl-password-1"})
-    assert locked.status == 429
-    assert (await locked.json())["error"] == "too_many_requests"
-    assert 890 <= int(locked.headers["Retry-After"]) <= 900
-    # an unknown email is locked the same way, so the answers tell nothing of who exists
-    for _ in range(5):
-        resp = await c.post("/login", json={"email": "nobody@example.com", "password": "guess-guess"})
-        assert resp.status == 401
-    assert (await c.post("/login", json={"email": "nobody@example.com", "password": "x"})).status == 429
-    # other emails are not affected
-    assert (await c.post("/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})).status == 201
-
-
-async def test_parallel_guesses_cannot_pass_the_limit(
-    security_client: TestClient[Any, Any], make_user: Callable[..., Any]
-) -> None:
-    await make_user("finn@example.com", "finn-password-1")
-    answers = await asyncio.gather(
-        *(
-            security_client.post("/login", json={"email": "finn@example.com", "password": f"guess-{n:04}"})
-            for n in range(8)
-        )
-    )
-    assert sorted(a.status for a in answers) == [401] * 5 + [429] * 3
-
-
 async def test_a_success_forgets_earlier_failures(
     security_client: TestClient[Any, Any], make_user: Callable[..., Any]
 ) -> None:
@@ -155,3 +119,30 @@ async def test_logout_needs_a_valid_token(security_client: TestClient[Any, Any],
     assert (await security_client.post("/logout")).status == 401
     expired = Tokens.header(tokens.make(ttl=-60))
     assert (await security_client.post("/logout", headers=expired)).status == 401
+
+
+async def test_expired_token_revocations_are_tombstoned_in_bounded_batches(
+    security_client: TestClient[Any, Any], kafka: KafkaSettings
+) -> None:
+    from security import db
+    from security.config import LoginPolicy
+    from security.housekeeping import tidy
+    from servicekit.app import DB_POOL
+
+    app = security_client.server.app
+    pool = app[DB_POOL]
+    now = int(time.time())
+    for n in range(3):
+        await db.revoke_token(pool, f"old{n}", now - 3600)
+    await db.revoke_token(pool, "live", now + 3600)
+    assert await db.tombstone_expired_revocations(pool, now - 60, limit=2) == 2  # bounded
+    await tidy(app, LoginPolicy())  # the background round takes the rest
+    assert await pool.fetchval("SELECT array_agg(jti) FROM revoked_tokens") == ["live"]
+    found = await read_topic(kafka, "revocations", min_count=7)
+    by_key: dict[str | None, list[Any]] = {}
+    for m in found:
+        by_key.setdefault(m.key, []).append(m.value)
+    for n in range(3):
+        assert by_key[f"jti:old{n}"][0]["exp"] == now - 3600
+        assert by_key[f"jti:old{n}"][1:] == [None]  # its tombstone, once
+    assert [v["exp"] for v in by_key["jti:live"]] == [now + 3600]

@@ -64,7 +64,7 @@ async def _invoices_sent(env: dict[str, str]) -> int:
         return int(
             await conn.fetchval(
                 "SELECT count(*) FROM email_notifications"
-                " WHERE status = 'sent' AND message_id LIKE 'invoice-%'"
+                " WHERE status = 'sent' AND message_id LIKE '<invoice-%'"
             )
         )
     except asyncpg.UndefinedTableError:
