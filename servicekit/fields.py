@@ -20,6 +20,7 @@ def printable(value: object) -> object:
     (no CR or LF to split a mail header, no NUL that PostgreSQL text refuses)."""
     return _printable(value) if isinstance(value, str) else value
 
+
 Printable = AfterValidator(_printable)  # for a field with its own constraints (e.g. a login email)
 
 
