@@ -72,6 +72,11 @@ class WorkerProcess:
                 stderr=out,
             )
 
+    def pause(self) -> None:
+        """SIGSTOP: the process holds still (no send, no mark) until it is killed."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
