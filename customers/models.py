@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, PositiveInt, model_validator
+from pydantic import BaseModel
 
-from servicekit.fields import STRICT, Email, Text
+from servicekit.fields import STRICT, Changes, Email, Id, Text
 
 
 class OrganizationFields(BaseModel):
@@ -35,17 +35,10 @@ class CustomerBody(BaseModel):
     customer: CustomerFields
 
 
-class CustomerChanges(BaseModel):
-    model_config = STRICT
+class CustomerChanges(Changes):
     name: Text | None = None
     last_name: Text | None = None
     email: Email | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> CustomerChanges:
-        if not self.model_fields_set:
-            raise ValueError("give at least one of name, last_name, email")
-        return self
 
 
 class CustomerUpdateBody(BaseModel):
@@ -55,7 +48,7 @@ class CustomerUpdateBody(BaseModel):
 
 class InviteFields(BaseModel):
     model_config = STRICT
-    customer_id: PositiveInt
+    customer_id: Id
 
 
 class InviteBody(BaseModel):
