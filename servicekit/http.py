@@ -22,7 +22,7 @@ from servicekit.errors import (
     ServiceError,
     ValidationFailed,
 )
-from servicekit.fields import MAX_ID
+from servicekit.fields import MAX_ID as MAX_ID  # re-exported: security/models.py imports it here
 
 log = logging.getLogger(__name__)
 
