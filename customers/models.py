@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, PositiveInt, model_validator
+from pydantic import BaseModel
 
-from servicekit.fields import STRICT, Email, Text
-from servicekit.http import MAX_ID
-
-OrganizationId = Annotated[int, Field(gt=0, le=MAX_ID)]
+from servicekit.fields import STRICT, Changes, Email, Id, Text
 
 
 class OrganizationFields(BaseModel):
@@ -32,7 +29,7 @@ class CustomerFields(BaseModel):
     name: Text
     last_name: Text
     email: Email
-    organization_id: OrganizationId | None = None
+    organization_id: Id | None = None
 
 
 class CustomerBody(BaseModel):
@@ -42,18 +39,11 @@ class CustomerBody(BaseModel):
     customer: CustomerFields
 
 
-class CustomerChanges(BaseModel):
-    model_config = STRICT
+class CustomerChanges(Changes):
     name: Text | None = None
     last_name: Text | None = None
     email: Email | None = None
-    organization_id: OrganizationId | None = None  # a new owner (a member of both, or an admin)
-
-    @model_validator(mode="after")
-    def _something(self) -> CustomerChanges:
-        if not self.model_fields_set:
-            raise ValueError("give at least one of name, last_name, email, organization_id")
-        return self
+    organization_id: Id | None = None  # a new owner (a member of both, or an admin)
 
 
 class CustomerUpdateBody(BaseModel):
@@ -63,7 +53,7 @@ class CustomerUpdateBody(BaseModel):
 
 class InviteFields(BaseModel):
     model_config = STRICT
-    customer_id: PositiveInt
+    customer_id: Id
 
 
 class InviteBody(BaseModel):

@@ -3,7 +3,9 @@
 - `Producer.produce(events)`: the direct call.
 - `unit_of_work(pool)` + `uow.emit(event)`: a write declares its events in its transaction
   (the `Eventeable` concern); they are stored in the outbox table and published after commit.
-- `OutboxRelay`: publishes the outbox in order with an idempotent producer, survives outages.
+- `OutboxRelay`: publishes the outbox in order with an idempotent producer, survives outages;
+  moves an event Kafka can never take to `kafka_outbox_dead` and goes on.
+- `python -m kafka_integration dead-letters list|republish ID|discard ID`: the dead letters.
 - `deliver_messages(timeout)`: the middleware that waits for a request's events before answering.
 - `TopicView`: a small compacted topic read whole into memory (what a service knows of others).
 """
@@ -11,7 +13,13 @@
 from __future__ import annotations
 
 from kafka_integration.config import KafkaSettings
-from kafka_integration.errors import ConfigError, KafkaIntegrationError, NotStarted
+from kafka_integration.errors import (
+    ConfigError,
+    EventTooLarge,
+    KafkaIntegrationError,
+    NoSuchDeadLetter,
+    NotStarted,
+)
 from kafka_integration.events import Event, encode, entity_event, entity_events
 from kafka_integration.middleware import RELAY, deliver_messages, relay_context
 from kafka_integration.outbox import UnitOfWork, collect_pending, unit_of_work, write_outbox
@@ -24,8 +32,10 @@ __all__ = [
     "RELAY",
     "ConfigError",
     "Event",
+    "EventTooLarge",
     "KafkaIntegrationError",
     "KafkaSettings",
+    "NoSuchDeadLetter",
     "NotStarted",
     "OutboxRelay",
     "Producer",

@@ -13,6 +13,10 @@ from kafka_integration.errors import ConfigError
 from servicekit.config import Secret, env_int, env_str
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+# Kafka's default request limit (and the producer's max_request_size) is 1 MiB; an event is
+# refused at write time above this, with room left for the record's framing and headers.
+DEFAULT_MAX_EVENT_BYTES = 900 * 1024
+_KAFKA_MAX_REQUEST = 1024 * 1024
 _PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
 _MECHANISMS = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 
@@ -29,6 +33,7 @@ class KafkaSettings:
     client_id: str = "kafka-and-python"
     topic_prefix: str = ""
     replication_factor: int = 1
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], client_id: str = "kafka-and-python") -> KafkaSettings:
@@ -43,6 +48,12 @@ class KafkaSettings:
                 raise ConfigError(f"SASL_MECHANISM must be one of {sorted(_MECHANISMS)}, got {mechanism!r}")
             if not env_str(environ, "SASL_USERNAME"):
                 raise ConfigError(f"SECURITY_PROTOCOL={protocol} needs SASL_USERNAME and SASL_PASSWORD")
+        max_event_bytes = env_int(environ, "KAFKA_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES)
+        if not 1024 <= max_event_bytes < _KAFKA_MAX_REQUEST:
+            raise ConfigError(
+                f"KAFKA_MAX_EVENT_BYTES must be at least 1024 and under {_KAFKA_MAX_REQUEST}"
+                f" (Kafka's request limit), got {max_event_bytes}"
+            )
         return cls(
             bootstrap_servers=env_str(environ, "BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP),
             security_protocol=protocol,
@@ -52,6 +63,7 @@ class KafkaSettings:
             client_id=env_str(environ, "KAFKA_CLIENT_ID", client_id),
             topic_prefix=env_str(environ, "KAFKA_TOPIC_PREFIX"),
             replication_factor=env_int(environ, "KAFKA_REPLICATION_FACTOR", 1),
+            max_event_bytes=max_event_bytes,
         )
 
     def topic(self, name: str) -> str:

@@ -6,7 +6,10 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from servicekit.encoding import dumps
 
@@ -45,6 +48,22 @@ class Event:
 
     def headers(self) -> list[tuple[str, bytes]]:
         return kafka_headers(self.metadata())
+
+    @cached_property
+    def encoded(self) -> bytes | None:
+        """The value's bytes, encoded once (for the size check and the outbox)."""
+        return encode(self.value)
+
+    def size(self) -> int:
+        """The record's size as the producer counts it against its request limit."""
+        return record_size(self.key, self.encoded, self.headers())
+
+
+def record_size(key: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:
+    """Upper bound of a record's size in a batch (aiokafka's own estimate, the one it compares
+    with max_request_size)."""
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key.encode(), value, headers)
+    return size
 
 
 def kafka_headers(metadata: Mapping[str, str]) -> list[tuple[str, bytes]]:

@@ -18,15 +18,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RELAY = web.AppKey("kafka_integration.relay", OutboxRelay)
 
 
-def deliver_messages(timeout: float) -> Middleware:
+def deliver_messages(timeout: float, max_event_bytes: int | None = None) -> Middleware:
     """Middleware (the gem's `DeliverMessages`): after the handler's transactions committed,
     wait up to `timeout` seconds until Kafka has this request's events, then answer. On timeout
     the answer still goes out (the write is committed, its events are safe in the outbox) with
-    `X-Events-Delivered: false`."""
+    `X-Events-Delivered: false`. The request's units of work refuse events over `max_event_bytes`."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        async with collect_pending() as pending:
+        async with collect_pending(max_event_bytes) as pending:
             response = await handler(request)
         if pending:
             delivered = await request.app[RELAY].wait_delivered(pending, timeout)

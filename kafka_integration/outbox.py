@@ -9,6 +9,12 @@ The events go to the `kafka_outbox` table in the same transaction, after the row
 outbox id: the relay's id order is per-key order). A rolled-back write leaves no event. After
 commit the outbox ids are added to the current request's pending list, if any, so the
 DeliverMessages middleware can wait for them.
+
+An event over the size limit (`KafkaSettings.max_event_bytes`, 900 KiB by default; Kafka refuses
+requests over 1 MiB) is refused when it is emitted: `EventTooLarge` is raised inside the
+transaction, which rolls back, so nothing is written and the outbox never holds an event that
+could not be published. The limit is the `max_event_bytes` given to `unit_of_work`, else the one
+the current request's DeliverMessages middleware set, else the default.
 """
 
 from __future__ import annotations
@@ -21,9 +27,14 @@ from dataclasses import dataclass, field
 import asyncpg
 import orjson
 
-from kafka_integration.events import Event, encode
+from kafka_integration.config import DEFAULT_MAX_EVENT_BYTES
+from kafka_integration.errors import EventTooLarge
+from kafka_integration.events import Event
 
 _pending: ContextVar[list[int] | None] = ContextVar("kafka_integration_pending", default=None)
+_max_event_bytes: ContextVar[int] = ContextVar(
+    "kafka_integration_max_event_bytes", default=DEFAULT_MAX_EVENT_BYTES
+)
 
 
 def wake_channel(schema: str) -> str:
@@ -56,7 +67,7 @@ async def write_outbox(conn: asyncpg.Connection, events: Sequence[Event]) -> lis
         """,
         [e.topic for e in events],
         [e.key for e in events],
-        [encode(e.value) for e in events],
+        [e.encoded for e in events],
         [orjson.dumps(e.metadata()).decode() for e in events],
     )
     return [r["id"] for r in rows]
@@ -68,17 +79,24 @@ class UnitOfWork:
 
     conn: asyncpg.Connection
     events: list[Event] = field(default_factory=list)
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
     def emit(self, *events: Event) -> None:
+        """Declare events; EventTooLarge (the transaction rolls back) if one is over the limit."""
+        for event in events:
+            size = event.size()
+            if size > self.max_event_bytes:
+                raise EventTooLarge(event.topic, event.key, size, self.max_event_bytes)
         self.events.extend(events)
 
 
 @asynccontextmanager
-async def unit_of_work(pool: asyncpg.Pool) -> AsyncIterator[UnitOfWork]:
+async def unit_of_work(pool: asyncpg.Pool, max_event_bytes: int | None = None) -> AsyncIterator[UnitOfWork]:
     """A transaction whose declared events are written to the outbox before it commits."""
+    limit = max_event_bytes if max_event_bytes is not None else _max_event_bytes.get()
     async with pool.acquire() as conn:
         async with conn.transaction():
-            uow = UnitOfWork(conn)
+            uow = UnitOfWork(conn, max_event_bytes=limit)
             yield uow
             ids = await write_outbox(conn, uow.events)
         pending = _pending.get()
@@ -87,11 +105,15 @@ async def unit_of_work(pool: asyncpg.Pool) -> AsyncIterator[UnitOfWork]:
 
 
 @asynccontextmanager
-async def collect_pending() -> AsyncIterator[list[int]]:
-    """Collect the outbox ids of the writes committed inside this block (one request)."""
+async def collect_pending(max_event_bytes: int | None = None) -> AsyncIterator[list[int]]:
+    """Collect the outbox ids of the writes committed inside this block (one request); its
+    units of work refuse events over `max_event_bytes` (when given)."""
     pending: list[int] = []
     token = _pending.set(pending)
+    limit = _max_event_bytes.set(max_event_bytes) if max_event_bytes is not None else None
     try:
         yield pending
     finally:
+        if limit is not None:
+            _max_event_bytes.reset(limit)
         _pending.reset(token)

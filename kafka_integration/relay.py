@@ -4,8 +4,23 @@ One relay per schema publishes at a time: it holds a PostgreSQL session advisory
 listening connection, so two instances of a service never interleave (per-key order holds); if
 the holder dies its connection closes, the lock is freed and another instance takes over.
 New rows wake the leader by NOTIFY; published ids are announced by NOTIFY so any instance can
-tell its waiting requests. The producer is idempotent (acks=all); on a Kafka error the batch is
-retried with a fresh producer after a backoff, so an outage only delays events.
+tell its waiting requests. The producer is idempotent (acks=all).
+
+Errors are of two kinds:
+- retriable (broker down, timeouts, leader changes, unknown topic, anything not listed below):
+  the event and every one after it stay in the outbox and are sent again, in order, with a fresh
+  producer after a backoff; an outage only delays events.
+- permanent (the record can never be accepted as it is: `MessageSizeTooLargeError`,
+  `RecordListTooLargeError`, `InvalidTopicError`, `CorruptRecordException`, an invalid topic
+  name, a value or headers that cannot be encoded): the event is moved to `kafka_outbox_dead`
+  with the error, in one transaction with its delete from the outbox, counted
+  (`on_dead_lettered`) and logged at ERROR; the relay goes on with the next event. One bad event
+  never blocks the others (every organization's events share the outbox).
+
+What that means for per-key order: the events of a key after a dead-lettered one are published
+without it; consumers see the key jump from the event before to the one after. Values are full
+rows, so the key's latest state stays right. A dead letter re-published later (see
+deadletters.py) is sent after them, and becomes the key's latest state.
 """
 
 from __future__ import annotations
@@ -14,12 +29,23 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 
 from kafka_integration.config import KafkaSettings
+from kafka_integration.deadletters import bury
 from kafka_integration.errors import NotStarted
 from kafka_integration.events import kafka_headers
 from kafka_integration.outbox import done_channel, wake_channel
@@ -30,6 +56,33 @@ log = logging.getLogger(__name__)
 
 _NOTIFY_IDS_PER_MESSAGE = 500  # NOTIFY payloads must stay under 8000 bytes
 _RECENT_IDS = 100_000  # published ids remembered for requests that register late
+_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+# Kafka errors that sending the same record again can never fix.
+_PERMANENT_KAFKA_ERRORS = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    InvalidTopicError,
+    CorruptRecordException,
+    UnsupportedForMessageFormatError,
+)
+# Raised while turning a row into a record (headers not a mapping of strings, ...).
+_ENCODING_ERRORS = (TypeError, ValueError, AttributeError, KeyError)
+
+Outcome = BaseException | None  # None: Kafka acknowledged the record
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether an error of sending one record would come back however often it is retried."""
+    if isinstance(error, KafkaError):
+        return isinstance(error, _PERMANENT_KAFKA_ERRORS)
+    return isinstance(error, _ENCODING_ERRORS)
+
+
+def _valid_topic(name: str) -> str:
+    if not _TOPIC_NAME.match(name) or name in {".", ".."}:
+        raise InvalidTopicError(f"{name!r} is not a valid Kafka topic name")
+    return name
 
 
 class OutboxRelay:
@@ -45,6 +98,7 @@ class OutboxRelay:
         idle_poll_seconds: float = 1.0,
         max_backoff_seconds: float = 5.0,
         on_published: Callable[[int], object] | None = None,
+        on_dead_lettered: Callable[[int], object] | None = None,
     ) -> None:
         self._kafka = kafka
         self._db = db
@@ -53,12 +107,14 @@ class OutboxRelay:
         self._idle_poll = idle_poll_seconds
         self._max_backoff = max_backoff_seconds
         self._on_published = on_published
+        self._on_dead_lettered = on_dead_lettered
         self._wake = asyncio.Event()
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._producer: AIOKafkaProducer | None = None
         self.is_leader = False
         self.published = 0
+        self.dead_lettered = 0
         # While leader, ids above `_lead_from` can only be published by this relay, so
         # wait_delivered can answer from `_recent` without asking the database.
         self._lead_from: int | None = None
@@ -107,8 +163,10 @@ class OutboxRelay:
                 self._resolve(wanted & self._recent)
             else:
                 async with self._pool.acquire() as conn:
-                    rows = await conn.fetch(
-                        "SELECT id FROM kafka_outbox WHERE id = ANY($1::bigint[])", list(wanted)
+                    rows = await conn.fetch(  # still waiting, or dead-lettered: not delivered
+                        """SELECT id FROM kafka_outbox WHERE id = ANY($1::bigint[])
+                           UNION ALL SELECT id FROM kafka_outbox_dead WHERE id = ANY($1::bigint[])""",
+                        list(wanted),
                     )
                 self._resolve(wanted - {r["id"] for r in rows})
             try:
@@ -181,26 +239,57 @@ class OutboxRelay:
                         await asyncio.shield(conn.close(timeout=2))
 
     async def _publish_batch(self, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(
+        """Publish the oldest events; how many left the outbox (published or dead-lettered)."""
+        rows: Sequence[asyncpg.Record] = await conn.fetch(
             "SELECT id, topic, key, value, headers FROM kafka_outbox ORDER BY id LIMIT $1",
             self._batch_size,
         )
-        if not rows:
-            return 0
+        settled = 0
         backoff = 0.2
-        while True:
-            try:
-                await self._send_all(rows)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Kafka unreachable or refusing: keep the rows, retry
-                log.warning("outbox relay: %d events wait for Kafka (%r)", len(rows), exc)
+        while rows:
+            outcomes = await self._send_all(rows)
+            published: list[int] = []
+            dead: list[tuple[asyncpg.Record, BaseException]] = []
+            waiting: Sequence[asyncpg.Record] = []
+            for n, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
+                if outcome is None:
+                    published.append(row["id"])
+                elif is_permanent(outcome):
+                    dead.append((row, outcome))
+                else:  # Kafka unreachable or refusing for now: this one and all after it wait
+                    waiting = rows[n:]
+                    log.warning("outbox relay: %d events wait for Kafka (%r)", len(waiting), outcome)
+                    break
+            if published or dead:
+                await bury(conn, [(r["id"], f"{type(e).__name__}: {e}") for r, e in dead], published)
+                self._dead_lettered(dead)
+                await self._announce(conn, published)
+                settled += len(published) + len(dead)
+            if waiting:
                 await self._drop_producer()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
-        ids = [r["id"] for r in rows]
-        await conn.execute("DELETE FROM kafka_outbox WHERE id = ANY($1::bigint[])", ids)
+            rows = waiting
+        return settled
+
+    def _dead_lettered(self, dead: list[tuple[asyncpg.Record, BaseException]]) -> None:
+        for row, error in dead:
+            log.error(
+                "outbox relay: event %d (topic %s, key %s, value %s bytes) can never be published"
+                " and was moved to kafka_outbox_dead: %s: %s",
+                row["id"],
+                row["topic"],
+                row["key"],
+                len(row["value"]) if row["value"] is not None else 0,
+                type(error).__name__,
+                error,
+            )
+        if dead:
+            self.dead_lettered += len(dead)
+            if self._on_dead_lettered is not None:
+                self._on_dead_lettered(len(dead))
+
+    async def _announce(self, conn: asyncpg.Connection, ids: list[int]) -> None:
         for start in range(0, len(ids), _NOTIFY_IDS_PER_MESSAGE):
             chunk = ids[start : start + _NOTIFY_IDS_PER_MESSAGE]
             await conn.execute(
@@ -209,11 +298,46 @@ class OutboxRelay:
         self._remember(ids)
         self._resolve(ids)
         self.published += len(ids)
-        if self._on_published is not None:
+        if ids and self._on_published is not None:
             self._on_published(len(ids))
-        return len(ids)
 
-    async def _send_all(self, rows: list[asyncpg.Record]) -> None:
+    async def _send_all(self, rows: Sequence[asyncpg.Record]) -> list[Outcome]:
+        """Send the rows in order; each one's outcome. A retriable error while handing a record
+        to the producer stops there: it and the rows after it get that error."""
+        try:
+            producer = await self._started_producer()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return [exc] * len(rows)
+        sent: list[asyncio.Future[object] | BaseException] = []
+        stopped: list[Outcome] = []
+        for n, r in enumerate(rows):
+            try:
+                sent.append(
+                    await producer.send(
+                        _valid_topic(self._kafka.topic(r["topic"])),
+                        value=r["value"],
+                        key=r["key"].encode(),
+                        headers=kafka_headers(r["headers"]),
+                    )
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_permanent(exc):
+                    stopped = [exc] * (len(rows) - n)
+                    break
+                sent.append(exc)
+        futures = [s for s in sent if not isinstance(s, BaseException)]
+        results = iter(await asyncio.gather(*futures, return_exceptions=True))
+        outcomes: list[Outcome] = []
+        for s in sent:
+            result = s if isinstance(s, BaseException) else next(results)
+            outcomes.append(result if isinstance(result, BaseException) else None)
+        return outcomes + stopped
+
+    async def _started_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = new_producer(self._kafka)
             try:
@@ -222,17 +346,7 @@ class OutboxRelay:
                 await producer.stop()
                 raise
             self._producer = producer
-        producer = self._producer
-        futures = [
-            await producer.send(
-                self._kafka.topic(r["topic"]),
-                value=r["value"],
-                key=r["key"].encode(),
-                headers=kafka_headers(r["headers"]),
-            )
-            for r in rows
-        ]
-        await asyncio.gather(*futures)
+        return self._producer
 
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None

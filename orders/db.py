@@ -3,6 +3,12 @@ and the invoice it issues are written, and their events published, together.
 
 Writes that change an existing record take `authorize(row)`: it is called with the record as
 locked in the transaction, so the access check sees the organization the record really has.
+
+Every write of items (creating an order, issuing its invoice, adding or changing an item)
+happens while its order or invoice is locked (just inserted, or `SELECT ... FOR UPDATE`) and
+ends with `_check_items`: at most MAX_ITEMS items totalling at most MAX_TOTAL, else the
+transaction rolls back. Two parallel adds to a record at MAX_ITEMS - 1 are serialized by the
+lock: one passes, the other sees the cap.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import asyncpg
 
 from kafka_integration import Event, UnitOfWork, unit_of_work
 from orders import events
-from orders.models import ItemFields, OrderFields
+from orders.models import MAX_ITEMS, MAX_TOTAL, ItemFields, OrderFields
 from servicekit.errors import Conflict, NotFound, ValidationFailed
 
 Row = dict[str, Any]
@@ -56,15 +62,46 @@ async def _full(conn: asyncpg.Connection, kind: Kind, row: asyncpg.Record | Row)
     return out
 
 
-async def _insert_items(conn: asyncpg.Connection, kind: Kind, parent_id: int, items: Sequence[Row]) -> None:
-    if items:
-        await conn.executemany(
-            """INSERT INTO items (itemable_type, itemable_id, quantity, description, code, amount)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            [
-                (kind.itemable, parent_id, i["quantity"], i["description"], i["code"], i["amount"])
-                for i in items
-            ],
+async def _insert_items(
+    conn: asyncpg.Connection, kind: Kind, parent_id: int, items: Sequence[Row], field: str
+) -> list[Row]:
+    """Insert items of a record this transaction holds locked; then check the record's items."""
+    if not items:
+        return []
+    rows = await conn.fetch(
+        f"""INSERT INTO items (itemable_type, itemable_id, quantity, description, code, amount)
+            SELECT $1, $2, t.quantity, t.description, t.code, t.amount
+            FROM unnest($3::integer[], $4::text[], $5::text[], $6::numeric[])
+                 WITH ORDINALITY AS t(quantity, description, code, amount, n)
+            ORDER BY t.n
+            RETURNING {ITEM_COLUMNS}""",
+        kind.itemable,
+        parent_id,
+        [i["quantity"] for i in items],
+        [i["description"] for i in items],
+        [i["code"] for i in items],
+        [i["amount"] for i in items],
+    )
+    await _check_items(conn, kind, parent_id, field)
+    return [dict(r) for r in rows]
+
+
+async def _check_items(conn: asyncpg.Connection, kind: Kind, parent_id: int, field: str) -> None:
+    """The item rules of a record, after a write to its items: ValidationFailed naming `field`
+    (the transaction then rolls back) if it has too many or they total too much."""
+    count, total = await conn.fetchrow(
+        """SELECT count(*), COALESCE(sum(quantity * amount), 0) FROM items
+           WHERE itemable_type = $1 AND itemable_id = $2""",
+        kind.itemable,
+        parent_id,
+    )
+    if count > MAX_ITEMS:
+        raise ValidationFailed.one(
+            field, f"{kind.noun} {parent_id} would have {count} items; it may have at most {MAX_ITEMS}"
+        )
+    if total > MAX_TOTAL:
+        raise ValidationFailed.one(
+            field, f"the items of {kind.noun} {parent_id} would total {total}; the most is {MAX_TOTAL}"
         )
 
 
@@ -77,7 +114,7 @@ async def _refresh_total(conn: asyncpg.Connection, invoice_id: int) -> None:
     )
 
 
-async def _issue_invoice(uow: UnitOfWork, order: Row) -> Row:
+async def _issue_invoice(uow: UnitOfWork, order: Row, field: str) -> Row:
     """The invoice of an order: its fields and a copy of its items; total = sum(quantity x amount)."""
     try:
         row = await uow.conn.fetchrow(
@@ -94,7 +131,7 @@ async def _issue_invoice(uow: UnitOfWork, order: Row) -> Row:
     except asyncpg.UniqueViolationError as exc:
         raise Conflict(f"order {order['id']} already has an invoice") from exc
     invoice_id = row["id"]
-    await _insert_items(uow.conn, INVOICE, invoice_id, order["items"])
+    await _insert_items(uow.conn, INVOICE, invoice_id, order["items"], field)
     await _refresh_total(uow.conn, invoice_id)
     invoice = await _full(
         uow.conn, INVOICE, await uow.conn.fetchrow("SELECT * FROM invoices WHERE id = $1", invoice_id)
@@ -115,9 +152,11 @@ async def create_order(pool: asyncpg.Pool, fields: OrderFields) -> Row:
             fields.deliver_date,
             fields.state,
         )
-        await _insert_items(uow.conn, ORDER, found["id"], [i.model_dump() for i in fields.items])
+        await _insert_items(
+            uow.conn, ORDER, found["id"], [i.model_dump() for i in fields.items], "order.items"
+        )
         order = await _full(uow.conn, ORDER, found)
-        invoice = await _issue_invoice(uow, order)
+        invoice = await _issue_invoice(uow, order, "order.items")
         order["invoice_id"] = invoice["id"]
         uow.emit(*ORDER.emit("created", order))
     return order
@@ -129,7 +168,7 @@ async def create_invoice(pool: asyncpg.Pool, order_id: int, authorize: Authorize
         if found is None:
             raise ValidationFailed.one("invoice.order_id", f"no order with id {order_id}")
         authorize(dict(found))
-        invoice = await _issue_invoice(uow, await _full(uow.conn, ORDER, found))
+        invoice = await _issue_invoice(uow, await _full(uow.conn, ORDER, found), "invoice.order_id")
     return invoice
 
 
@@ -228,18 +267,9 @@ async def add_item(
 ) -> Row:
     async with unit_of_work(pool) as uow:
         await _locked(uow, kind, parent_id, authorize)
-        found = await uow.conn.fetchrow(
-            f"""INSERT INTO items (itemable_type, itemable_id, quantity, description, code, amount)
-                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ITEM_COLUMNS}""",
-            kind.itemable,
-            parent_id,
-            item.quantity,
-            item.description,
-            item.code,
-            item.amount,
-        )
+        (added,) = await _insert_items(uow.conn, kind, parent_id, [item.model_dump()], "item")
         await _changed_parent(uow, kind, parent_id)
-    return dict(found)
+    return added
 
 
 async def update_item(
@@ -259,6 +289,7 @@ async def update_item(
         )
         if found is None:
             raise NotFound(f"no item {item_id} in {kind.noun} {parent_id}")
+        await _check_items(uow.conn, kind, parent_id, "item")
         await _changed_parent(uow, kind, parent_id)
     return dict(found)
 

@@ -2,20 +2,25 @@
 
 Amounts are exact decimals with at most 2 places: a JSON number is read by its shortest decimal
 representation (19.99 stays 19.99; 19.999 is refused), a string such as "19.99" works too.
-Dates are ISO 8601 with a time zone, as in the seed's curl ("2022-05-07T07:50:03-00:00").
+Dates are ISO 8601 with a time zone, as in the seed's curl ("2022-05-07T07:50:03-00:00"), and
+must stay within years 1 to 9999 once converted to UTC.
+Ids are positive and fit a bigint. An order or invoice has at most MAX_ITEMS items whose total
+(sum of quantity x amount) is at most MAX_TOTAL (the invoice's numeric(13,2)); db.py checks both
+after every item write, under the record's lock.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, Field, PositiveInt, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
-from servicekit.fields import STRICT, Text
+from servicekit.fields import STRICT, Changes, Id, Text
 
 MAX_ITEMS = 200
+MAX_TOTAL = Decimal("99999999999.99")
 
 
 def _decimal(value: Any) -> Decimal:
@@ -48,6 +53,10 @@ def _moment(value: Any) -> datetime:
         raise ValueError("must be an ISO 8601 date-time string")
     if moment.tzinfo is None:
         raise ValueError("needs a time zone (e.g. -00:00 or Z)")
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC (years 1 to 9999)") from None
     return moment
 
 
@@ -69,18 +78,6 @@ class ItemFields(BaseModel):
     description: Text
     code: Text
     amount: Amount
-
-
-class Changes(BaseModel):
-    """A partial update: any of the fields, at least one."""
-
-    model_config = STRICT
-
-    @model_validator(mode="after")
-    def _something(self) -> Changes:
-        if not self.model_fields_set:
-            raise ValueError("give at least one field to change")
-        return self
 
 
 class ItemChanges(Changes):
@@ -107,8 +104,8 @@ class ItemUpdateBody(BaseModel):
 class OrderFields(BaseModel):
     model_config = STRICT
     po: Text | None = None
-    organization_id: PositiveInt
-    customer_id: PositiveInt
+    organization_id: Id
+    customer_id: Id
     date: Moment
     deliver_date: Moment
     state: Text = "pending"
@@ -132,6 +129,7 @@ class OrderBody(BaseModel):
 class InvoiceChanges(Changes):
     """What may change on an invoice (and on an order, which may also change its parties)."""
 
+    nullable: ClassVar[frozenset[str]] = frozenset({"po"})
     po: Text | None = None
     date: Moment | None = None
     deliver_date: Moment | None = None
@@ -139,8 +137,8 @@ class InvoiceChanges(Changes):
 
 
 class OrderChanges(InvoiceChanges):
-    organization_id: PositiveInt | None = None
-    customer_id: PositiveInt | None = None
+    organization_id: Id | None = None
+    customer_id: Id | None = None
 
 
 class OrderUpdateBody(BaseModel):
@@ -151,7 +149,7 @@ class OrderUpdateBody(BaseModel):
 
 class InvoiceFields(BaseModel):
     model_config = STRICT
-    order_id: PositiveInt
+    order_id: Id
 
 
 class InvoiceBody(BaseModel):

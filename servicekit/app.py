@@ -81,7 +81,7 @@ def service_app(
             error_middleware,
             *checks,
             *middlewares,
-            deliver_messages(http.delivery_timeout),
+            deliver_messages(http.delivery_timeout, kafka.max_event_bytes),
         ],
     )
 
@@ -109,7 +109,13 @@ def service_app(
     metrics = app[METRICS] = ServiceMetrics(title)
     app.cleanup_ctx.append(
         relay_context(
-            lambda app: OutboxRelay(kafka, db, app[DB_POOL], on_published=metrics.events_published.inc)
+            lambda app: OutboxRelay(
+                kafka,
+                db,
+                app[DB_POOL],
+                on_published=metrics.events_published.inc,
+                on_dead_lettered=metrics.events_dead_lettered.inc,
+            )
         )
     )
 

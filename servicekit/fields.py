@@ -1,16 +1,31 @@
-"""Field types the services' request models share: bounded, stripped, printable text."""
+"""Field types the services' request models share: bounded, stripped, printable text; record
+ids that fit a bigint; partial updates that may not null a required field."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import unicodedata
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, ConfigDict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 STRICT = ConfigDict(strict=True, extra="forbid", str_strip_whitespace=True)
+MAX_ID = 2**63 - 1  # PostgreSQL's bigint
+# Control characters (C0 but tab, DEL, C1), lone surrogates, and the line and paragraph
+# separators that some readers take for a line break (a header injection in an email).
+_UNPRINTABLE = {"Cc", "Cs", "Zl", "Zp"}
 
 
 def _printable(value: str) -> str:
-    if any(ord(c) < 32 and c not in "\t" for c in value):
+    if any(c != "\t" and unicodedata.category(c) in _UNPRINTABLE for c in value):
         raise ValueError("must not contain control characters")
     return value
 
@@ -31,3 +46,25 @@ Email = Annotated[
     StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", to_lower=True),
     AfterValidator(_printable),
 ]
+Id = Annotated[int, Field(gt=0, le=MAX_ID)]
+
+
+class Changes(BaseModel):
+    """A partial update: any of the fields, at least one; a field may be set to null only if
+    it is listed in `nullable` (null would otherwise reach a NOT NULL column)."""
+
+    model_config = STRICT
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Changes:
+        if not self.model_fields_set:
+            raise ValueError(f"give at least one field to change: {', '.join(type(self).model_fields)}")
+        return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from kafka_integration.errors import EventTooLarge
 from servicekit.encoding import dumps
 from servicekit.errors import (
     BadRequest,
@@ -20,6 +22,7 @@ from servicekit.errors import (
     ServiceError,
     ValidationFailed,
 )
+from servicekit.fields import MAX_ID as MAX_ID  # re-exported: security/models.py imports it here
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_ID = web.RequestKey("request_id", str)
-MAX_ID = 2**63 - 1
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -57,12 +59,33 @@ async def read_body(request: web.Request) -> bytes:
     return raw
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> None:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+
+
 async def read_json(request: web.Request) -> Any:
+    """The body as JSON. A key twice in one object is refused: parsers disagree on which one
+    counts (orjson keeps the last), so a checker in front of us could see another value."""
     raw = await read_body(request)
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    try:
+        json.loads(raw, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise BadRequest(f"the body has the key {exc.args[0]!r} twice in one object") from exc
+    except RecursionError as exc:
+        raise BadRequest("the body is nested too deeply") from exc
+    return data
 
 
 def validate(model: type[M], data: Any) -> M:
@@ -81,10 +104,9 @@ async def read_model(request: web.Request, model: type[M]) -> M:
 
 def path_id(request: web.Request, name: str = "id") -> int:
     raw = request.match_info[name]
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise NotFound(f"{name} {raw!r} is not a record id") from exc
+    if not (raw.isascii() and raw.isdigit()):  # int() would take " 1", "+1", "1_0", Arabic digits
+        raise NotFound(f"{name} {raw!r} is not a record id")
+    value = int(raw)
     if not 0 < value <= MAX_ID:
         raise NotFound(f"no record with {name} {raw}")
     return value
@@ -97,6 +119,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ServiceError as exc:
         return json_response(exc.as_json(), status=exc.status, headers=exc.headers() or None)
+    except EventTooLarge as exc:  # the write rolled back: nothing was written
+        err = PayloadTooLarge(
+            f"the record would be too large to publish ({exc}); nothing was written: make it smaller"
+        )
+        return json_response(err.as_json(), status=err.status)
     except web.HTTPRequestEntityTooLarge as exc:
         err = PayloadTooLarge(exc.text or "body too large")
         return json_response(err.as_json(), status=err.status)

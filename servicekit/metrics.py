@@ -38,6 +38,12 @@ class ServiceMetrics:
             ["service"],
             registry=self.registry,
         ).labels(**labels)
+        self.events_dead_lettered = Counter(
+            "events_dead_lettered",
+            "events the outbox relay moved to kafka_outbox_dead because Kafka can never take them",
+            ["service"],
+            registry=self.registry,
+        ).labels(**labels)
         self.outbox_backlog = Gauge(
             "outbox_backlog", "events committed but not yet in Kafka", ["service"], registry=self.registry
         ).labels(**labels)

@@ -70,6 +70,41 @@ CASES = [
     ("GET", "/customers/1;DROP TABLE customers", b"", 404, []),
     ("GET", "/customers?limit=abc", b"", 422, ["limit"]),
     ("GET", "/nowhere", b"", 404, []),
+    # nulls for required fields, ids past bigint, odd path ids, duplicate keys, deep nesting
+    ("PUT", "/customers/1", b'{"customer": {"name": null}}', 422, ["customer.name", "must not be null"]),
+    ("PUT", "/customers/1", b'{"customer": {"email": null}}', 422, ["customer.email", "must not be null"]),
+    ("PUT", "/organizations/1", b'{"organization": {"name": null}}', 422, ["organization.name"]),
+    (
+        "POST",
+        "/organizations/1/organization_associations",
+        b'{"invite": {"customer_id": 9223372036854775808}}',
+        422,
+        ["invite.customer_id"],
+    ),
+    (
+        "POST",
+        "/organizations/1/organization_associations",
+        b'{"invite": {"customer_id": true}}',
+        422,
+        ["invite.customer_id"],
+    ),
+    ("GET", "/organizations/9223372036854775808", b"", 404, []),
+    ("GET", "/customers/+1", b"", 404, ["not a record id"]),
+    ("GET", "/customers/1_0", b"", 404, ["not a record id"]),
+    ("DELETE", "/customers/-1", b"", 404, []),
+    ("POST", "/organizations", b'{"organization": {"name": "a", "name": "b"}}', 400, ["twice"]),
+    ("POST", "/organizations", b'{"organization": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, ["JSON"]),
+    ("POST", "/organizations", b'{"organization": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400, ["nested"]),
+    ("POST", "/organizations", b'{"organization": {"name": "a\u0085b"}}', 422, ["control characters"]),
+    ("POST", "/organizations", b'{"organization": {"name": "a\u2028b"}}', 422, ["control characters"]),
+    ("POST", "/organizations", b'{"organization": {"name": "a\u007fb"}}', 422, ["control characters"]),
+    (
+        "POST",
+        "/customers",
+        b'{"customer": {"name": "J", "last_name": "D", "email": "a@b.io", "email": "c@d.io"}}',
+        400,
+        ["twice"],
+    ),
 ]
 
 
@@ -116,3 +151,19 @@ async def test_sql_looking_names_are_stored_verbatim(
     assert (await resp.json())["name"] == name
     assert await _counts(test_env["DATABASE_URL"], test_env["DATABASE_SCHEMA"]) == (1, 0)
     assert [m.value["name"] for m in await read_topic(kafka, "organizations", min_count=1)] == [name]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"name": None}, {"last_name": None}, {"email": None}, {"name": "x" * 256}, {"email": "a\rb@c.io"}],
+)
+async def test_bad_changes_to_a_customer_change_nothing(
+    customers_client: TestClient[Any, Any], kafka: KafkaSettings, changes: dict[str, Any]
+) -> None:
+    body = {"customer": {"name": "John", "last_name": "Do", "email": "jdo@gmail.com"}}
+    created = await (await customers_client.post("/customers", json=body)).json()
+    resp = await customers_client.put(f"/customers/{created['id']}", json={"customer": changes})
+    assert resp.status == 422
+    assert [f["field"] for f in (await resp.json())["fields"]] == [f"customer.{next(iter(changes))}"]
+    assert await (await customers_client.get(f"/customers/{created['id']}")).json() == created
+    assert len(await read_topic(kafka, "customers", timeout=0)) == 1

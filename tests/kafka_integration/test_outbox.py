@@ -7,7 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -17,29 +17,14 @@ from aiohttp.test_utils import TestClient
 from customers.app import create_app
 from customers.config import Config
 from kafka_integration import KafkaSettings, OutboxRelay, TopicSpec, ensure_topics, entity_event, unit_of_work
-from servicekit.db import DatabaseSettings, migrate, open_pool
 from tests.support import ROOT, Tokens, kafka_script, local_kafka, read_topic, wait_until
 
 
-@pytest.fixture
-async def pool(test_env: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
-    db = DatabaseSettings.from_env(test_env, schema="unused")
-    async with open_pool(db) as pool:
-        await migrate(pool, ["kafka_integration"], db.schema)
-        yield pool
-
-
-def _relay(kafka: KafkaSettings, test_env: dict[str, str], pool: asyncpg.Pool) -> OutboxRelay:
-    return OutboxRelay(
-        kafka, DatabaseSettings.from_env(test_env, schema="unused"), pool, idle_poll_seconds=0.2
-    )
-
-
 async def test_a_rolled_back_write_emits_nothing(
-    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str]
+    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str], make_relay: Callable[..., OutboxRelay]
 ) -> None:
     await ensure_topics(kafka, [TopicSpec("things")])
-    relay = _relay(kafka, test_env, pool)
+    relay = make_relay()
     await relay.start()
     try:
         with pytest.raises(RuntimeError):
@@ -60,7 +45,7 @@ async def test_a_rolled_back_write_emits_nothing(
 
 
 async def test_an_event_committed_by_a_killed_process_is_published_by_the_next_relay(
-    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str]
+    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str], make_relay: Callable[..., OutboxRelay]
 ) -> None:
     done = await asyncio.to_thread(
         subprocess.run,
@@ -72,7 +57,7 @@ async def test_an_event_committed_by_a_killed_process_is_published_by_the_next_r
         check=False,
     )
     assert done.returncode == -9 and "committed" in done.stdout
-    relay = _relay(kafka, test_env, pool)
+    relay = make_relay()
     assert await relay.backlog() == 5
     await relay.start()
     try:
@@ -95,10 +80,10 @@ async def test_an_event_committed_by_a_killed_process_is_published_by_the_next_r
 
 
 async def test_two_relays_publish_each_event_once_in_order_per_key(
-    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str]
+    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str], make_relay: Callable[..., OutboxRelay]
 ) -> None:
     await ensure_topics(kafka, [TopicSpec("things", partitions=3)])
-    relays = [_relay(kafka, test_env, pool), _relay(kafka, test_env, pool)]
+    relays = [make_relay(), make_relay()]
     for relay in relays:
         await relay.start()
     try:

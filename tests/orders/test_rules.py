@@ -67,6 +67,46 @@ ITEM = {"quantity": 1, "description": "Widget", "code": "W", "amount": 1.5}
         ({"customer_id": None}, ["order.customer_id"]),
         ({"po": "x" * 10_000}, ["order.po", "255"]),
         ({"surprise": 1}, ["order.surprise"]),
+        # ids: past bigint, negative, zero, float, boolean, string
+        ({"organization_id": 2**63}, ["order.organization_id", "less than or equal to 9223372036854775807"]),
+        ({"customer_id": 2**64 - 1}, ["order.customer_id"]),
+        ({"customer_id": -5}, ["order.customer_id"]),
+        ({"customer_id": 0}, ["order.customer_id"]),
+        ({"customer_id": 1.0}, ["order.customer_id"]),
+        ({"customer_id": True}, ["order.customer_id"]),
+        ({"organization_id": None}, ["order.organization_id"]),
+        ({"date": None}, ["order.date"]),
+        ({"state": None}, ["order.state"]),
+        # dates that overflow once in UTC
+        (
+            {"date": "9999-12-31T23:00:00-05:00", "deliver_date": "9999-12-31T23:30:00-05:00"},
+            ["order.date", "out of range"],
+        ),
+        ({"date": "0001-01-01T00:00:00+05:00"}, ["order.date", "out of range"]),
+        ({"date": "2022-05-07T07:50:03+25:00"}, ["order.date"]),
+        # decimals: non-finite, huge, tiny, a total past numeric(13,2)
+        ({"items": [{**ITEM, "amount": "Infinity"}]}, ["order.items.0.amount", "finite"]),
+        ({"items": [{**ITEM, "amount": "-Infinity"}]}, ["order.items.0.amount"]),
+        ({"items": [{**ITEM, "amount": "sNaN"}]}, ["order.items.0.amount"]),
+        ({"items": [{**ITEM, "amount": "1e400"}]}, ["order.items.0.amount"]),
+        ({"items": [{**ITEM, "amount": "1e-400"}]}, ["order.items.0.amount"]),
+        ({"items": [{**ITEM, "amount": 1e308}]}, ["order.items.0.amount"]),
+        ({"items": [{**ITEM, "amount": True}]}, ["order.items.0.amount"]),
+        ({"items": [{**ITEM, "quantity": 2**63}]}, ["order.items.0.quantity"]),
+        ({"items": [{**ITEM, "quantity": None}]}, ["order.items.0.quantity"]),
+        (
+            {"items": [{**ITEM, "quantity": 1_000_000, "amount": "999999999.99"}] * 2},
+            ["order.items", "total", "99999999999.99"],
+        ),
+        # text: control characters (C0, DEL, C1, line separator), too long
+        ({"po": "a\u0000b"}, ["order.po", "control characters"]),
+        ({"po": "a\rBcc: x@y.io"}, ["order.po", "control characters"]),
+        ({"po": "a\u007fb"}, ["order.po", "control characters"]),
+        ({"po": "a\u0085b"}, ["order.po", "control characters"]),
+        ({"po": "a\u2028b"}, ["order.po", "control characters"]),
+        ({"items": [{**ITEM, "description": "d" * 256}]}, ["order.items.0.description", "255"]),
+        ({"items": [ITEM] * 201}, ["order.items", "200"]),
+        ({"items": {"0": ITEM}}, ["order.items"]),
     ],
 )
 async def test_bad_orders_are_refused_and_nothing_is_written(
@@ -106,6 +146,31 @@ async def test_bad_orders_are_refused_and_nothing_is_written(
             404,
         ),
         ("GET", "/orders?limit=many", b"", 422),
+        # ids in paths: past bigint, negative, float, boolean, signs and separators int() would take
+        ("GET", "/orders/9223372036854775808", b"", 404),
+        ("GET", "/orders/-1", b"", 404),
+        ("GET", "/orders/1.5", b"", 404),
+        ("GET", "/orders/true", b"", 404),
+        ("GET", "/orders/+1", b"", 404),
+        ("GET", "/orders/1_0", b"", 404),
+        ("DELETE", "/orders/99999999999999999999999999", b"", 404),
+        ("PUT", "/invoices/1/items/9223372036854775808", b'{"item": {"quantity": 2}}', 404),
+        ("GET", "/orders?after=9223372036854775808", b"", 422),
+        # ids in bodies
+        ("POST", "/invoices", b'{"invoice": {"order_id": 9223372036854775808}}', 422),
+        ("POST", "/invoices", b'{"invoice": {"order_id": 18446744073709551616}}', 422),
+        ("POST", "/invoices", b'{"invoice": {"order_id": true}}', 422),
+        ("POST", "/invoices", b'{"invoice": {"order_id": "1"}}', 422),
+        ("POST", "/invoices", b'{"invoice": {"order_id": 1.0}}', 422),
+        ("POST", "/invoices", b'{"invoice": {"order_id": null}}', 422),
+        # JSON the parsers disagree on or choke on
+        ("POST", "/orders", b'{"order": {"po": "a", "po": "b"}}', 400),
+        ("POST", "/invoices", b'{"order_id": 1, "order_id": 2}', 400),
+        ("POST", "/orders", b'{"order": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400),
+        ("POST", "/orders", b'{"order": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400),
+        ("POST", "/orders", b'{"po": NaN}', 400),
+        ("POST", "/orders", b'{"po": 1e400}', 400),
+        ("POST", "/orders", b'{"po": "\\ud800"}', 400),
     ],
 )
 async def test_bad_requests_get_a_4xx_that_names_the_problem(
@@ -225,3 +290,58 @@ async def test_tokens_and_organization_access(
     assert (await anonymous.post("/orders", json=order(org_a, customer_id), headers=member_a)).status == 201
     still = await (await anonymous.get(f"/orders/{in_b['id']}", headers=admin)).json()
     assert still["state"] == "pending" and still["items"] == []
+
+
+CHANGES = [
+    # (path template, body, field named)
+    ("/orders/{order}", {"date": None}, "order.date"),
+    ("/orders/{order}", {"deliver_date": None}, "order.deliver_date"),
+    ("/orders/{order}", {"customer_id": None}, "order.customer_id"),
+    ("/orders/{order}", {"organization_id": None}, "order.organization_id"),
+    ("/orders/{order}", {"state": None}, "order.state"),
+    ("/orders/{order}", {"customer_id": 2**63}, "order.customer_id"),
+    ("/orders/{order}", {"organization_id": -1}, "order.organization_id"),
+    ("/orders/{order}", {"customer_id": False}, "order.customer_id"),
+    ("/orders/{order}", {"date": "9999-12-31T23:00:00-05:00"}, "order.date"),
+    ("/orders/{order}", {"deliver_date": "2022-05-07T07:00:00-00:00"}, "order.deliver_date"),
+    ("/orders/{order}", {"po": "x\ny"}, "order.po"),
+    ("/invoices/{invoice}", {"date": None}, "invoice.date"),
+    ("/invoices/{invoice}", {"deliver_date": "9999-12-31T23:59:00-01:00"}, "invoice.deliver_date"),
+    ("/invoices/{invoice}", {"total": "1"}, "invoice.total"),
+    ("/orders/{order}/items/{order_item}", {"quantity": None}, "item.quantity"),
+    ("/orders/{order}/items/{order_item}", {"amount": None}, "item.amount"),
+    ("/orders/{order}/items/{order_item}", {"description": None}, "item.description"),
+    ("/orders/{order}/items/{order_item}", {"amount": "NaN"}, "item.amount"),
+    ("/invoices/{invoice}/items/{invoice_item}", {"quantity": 1_000_000}, "item"),
+    ("/invoices/{invoice}/items/{invoice_item}", {"quantity": None}, "item.quantity"),
+    ("/invoices/{invoice}/items/{invoice_item}", {"code": "c" * 256}, "item.code"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), CHANGES)
+async def test_bad_changes_to_an_order_are_refused_and_change_nothing(
+    orders_client: TestClient[Any, Any],
+    parties: tuple[int, int],
+    test_env: dict[str, str],
+    kafka: KafkaSettings,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    big = {**ITEM, "quantity": 1000, "amount": "99999999.99"}
+    placed = await (await orders_client.post("/orders", json=order(*parties, items=[big]))).json()
+    invoice = await (await orders_client.get(f"/invoices/{placed['invoice_id']}")).json()
+    ids = {
+        "order": placed["id"],
+        "invoice": invoice["id"],
+        "order_item": placed["items"][0]["id"],
+        "invoice_item": invoice["items"][0]["id"],
+    }
+    resp = await orders_client.put(path.format(**ids), json=body)
+    assert resp.status == 422, await resp.text()
+    answer = await resp.json()
+    assert field in [f["field"] for f in answer["fields"]], answer
+    assert await (await orders_client.get(f"/orders/{placed['id']}")).json() == placed
+    assert await (await orders_client.get(f"/invoices/{invoice['id']}")).json() == invoice
+    assert len(await read_topic(kafka, "orders", timeout=0)) == 1
+    assert len(await read_topic(kafka, "invoices", timeout=0)) == 1
