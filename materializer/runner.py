@@ -22,7 +22,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
@@ -34,9 +35,10 @@ from kafka_integration import TopicSpec, ensure_topics
 from materializer.deadletter import DeadLetter
 from materializer.engine import Engine, Outcome
 from materializer.errors import NotStarted, TopologyError
+from materializer.runtime.topics import TopicMetadata
 from materializer.settings import MaterializerSettings
 from materializer.source import Record
-from materializer.state import MemoryState, RocksState, Store
+from materializer.state import MemoryState, RocksState, Store, restore
 from materializer.tables import TableView
 from materializer.topology import Topology
 
@@ -52,7 +54,8 @@ class Materializer:
             m.table("customers_table").get("10")
 
     Counters for metrics: `records_in` (stream records handled), `table_records_in`,
-    `records_out` (joined outputs), `dead_letters`; `await lag()` for the consumer lag.
+    `records_out` (joined outputs), `dead_letters`; `rebuilt` (the state was rebuilt from the
+    topics at start); `await lag()` for the consumer lag.
     """
 
     def __init__(
@@ -62,43 +65,51 @@ class Materializer:
             raise TopologyError("a RocksDB state needs settings.state_dir (or state='memory')")
         self.topology = topology
         self.settings = settings
+        self.counters = Counters()
         self._state_kind = state
         self.store: Store | None = None
         self.engine: Engine | None = None
-        self.records_in = 0
-        self.table_records_in = 0
-        self.records_out = 0
-        self.dead_letters = 0
-        self.rebuilt = False
-        self._tables: _TableReader | None = None
-        self._streams: _StreamReader | None = None
-        self._dead_producer: AIOKafkaProducer | None = None
+        self._tables: TableReader | None = None
+        self._streams: StreamReader | None = None
+        self._dead_letters: DeadLetterProducer | None = None
         self._started = False
         self._connected = asyncio.Event()
         self._connecting: asyncio.Task[None] | None = None
+
+    @property
+    def records_in(self) -> int:
+        return self.counters.records_in
+
+    @property
+    def table_records_in(self) -> int:
+        return self.counters.table_records_in
+
+    @property
+    def records_out(self) -> int:
+        return self.counters.records_out
+
+    @property
+    def dead_letters(self) -> int:
+        return self.counters.dead_letters
+
+    @property
+    def rebuilt(self) -> bool:
+        return self.counters.rebuilt
 
     # lifecycle
 
     async def start(self) -> None:
         if self._started:
             return
-        s = self.settings
-        kafka = s.kafka
         if isinstance(self._state_kind, Store):
             self.store = self._state_kind
         elif self._state_kind == "memory":
             self.store = MemoryState()
         else:
-            assert s.state_dir is not None
-            self.store = await asyncio.to_thread(RocksState, s.state_dir)
-            self.rebuilt = getattr(self.store, "rebuilt", False)
-        fingerprint = self.topology.fingerprint(kafka.topic)
-        if self.store.fingerprint() != fingerprint:
-            if self.store.fingerprint() is not None:
-                log.warning("state was made for another topology: rebuilding from the topics")
-                self.rebuilt = True
-            self.store.wipe()
-            self.store.set_fingerprint(fingerprint)
+            assert self.settings.state_dir is not None
+            self.store = await asyncio.to_thread(RocksState, self.settings.state_dir)
+        damaged = getattr(self.store, "rebuilt", False)
+        self.counters.rebuilt = restore(self.store, self._fingerprint()) or damaged
         self.engine = Engine(self.topology, self.store)
         self._started = True
         try:
@@ -114,17 +125,29 @@ class Materializer:
             await self._close()
             raise
 
+    def _fingerprint(self) -> str:
+        return self.topology.fingerprint(self.settings.kafka.topic)
+
     async def _connect(self) -> None:
-        kafka = self.settings.kafka
-        if self.settings.create_topics:
-            await ensure_topics(kafka, self._topic_specs())
-        self._dead_producer = AIOKafkaProducer(**kafka.client_kwargs(), enable_idempotence=True, acks="all")
-        await self._dead_producer.start()
-        self._tables = _TableReader(self)
-        await self._tables.start()
-        if self.topology.joins:
-            self._streams = _StreamReader(self)
-            await self._streams.start()
+        s = self.settings
+        assert self.engine is not None
+        if s.create_topics:
+            await ensure_topics(s.kafka, self._topic_specs())
+        self._dead_letters = DeadLetterProducer(s, self.counters)
+        await self._dead_letters.start()
+        async with TopicMetadata(s.kafka) as metadata:
+            self._tables = TableReader(
+                s,
+                self.engine,
+                self.topology.table_topics(),
+                fingerprint=self._fingerprint(),
+                counters=self.counters,
+                dead_letters=self._dead_letters,
+            )
+            await self._tables.start(metadata)
+            if self.topology.joins:
+                self._streams = StreamReader(s, self.topology, self.engine, self._tables, self.counters)
+                await self._streams.start(metadata)
         self._connected.set()
 
     async def _connect_later(self) -> None:
@@ -151,9 +174,9 @@ class Materializer:
         if self._tables is not None:
             await self._tables.stop()
             self._tables = None
-        if self._dead_producer is not None:
-            await self._dead_producer.stop()
-            self._dead_producer = None
+        if self._dead_letters is not None:
+            await self._dead_letters.stop()
+            self._dead_letters = None
 
     async def _close(self) -> None:
         if self._connecting is not None:
@@ -225,49 +248,77 @@ class Materializer:
 
     def assignment(self) -> set[tuple[str, int]]:
         """The stream partitions this worker owns now (logical topic, partition)."""
-        if self._streams is None:
-            return set()
-        return {(w.logical, tp.partition) for tp, w in self._streams.workers.items()}
+        return set() if self._streams is None else self._streams.assignment()
 
-    # dead letters outside transactions (table records)
 
-    async def _dead_letter_now(self, letters: Sequence[DeadLetter]) -> None:
-        self.dead_letters += len(letters)
-        topic = self.settings.dead_letter_topic
+@dataclass(slots=True)
+class Counters:
+    """What the runtime has done, for metrics and tests. One object, handed to those that count:
+    the table reader, the dead-letter producer and the partition workers."""
+
+    records_in: int = 0  # stream records handled
+    table_records_in: int = 0  # table records applied
+    records_out: int = 0  # joined outputs
+    dead_letters: int = 0  # records refused, from tables and streams
+    rebuilt: bool = False  # the state was wiped (damaged, another topology, stale) and rebuilt
+
+
+class DeadLetterProducer:
+    """Dead letters of table records, sent outside any transaction and awaited until acknowledged
+    (the table reader moves its offsets only after). Stream dead letters go in their partition's
+    transaction instead."""
+
+    def __init__(self, settings: MaterializerSettings, counters: Counters) -> None:
+        self._kafka = settings.kafka
+        self._topic = settings.dead_letter_topic
+        self._counters = counters
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(**self._kafka.client_kwargs(), enable_idempotence=True, acks="all")
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Count and log each letter; send them to the dead-letter topic, if any, and wait for all."""
+        self._counters.dead_letters += len(letters)
         for letter in letters:
             log.warning("dead letter from %s: %s", letter.record.topic, letter.reason)
-        if not topic or self._dead_producer is None:
+        if not self._topic or self._producer is None:
             return
-        name = self.settings.kafka.topic(topic)
-        futures = [await self._dead_producer.send(name, d.encode(), key=d.record.key) for d in letters]
+        name = self._kafka.topic(self._topic)
+        futures = [await self._producer.send(name, d.encode(), key=d.record.key) for d in letters]
         await asyncio.gather(*futures)
 
 
-def _logical(settings: MaterializerSettings, physical: str) -> str:
-    prefix = settings.kafka.topic_prefix
-    return physical[len(prefix) :] if prefix and physical.startswith(prefix) else physical
+class TableReader:
+    """Every partition of every table topic, folded into the store one poll at a time; and the
+    alignment of stream records to the tables (`ready`, `changed`, `sync`)."""
 
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float = 30.0) -> list[TopicPartition]:
-    deadline = time.monotonic() + timeout
-    while True:
-        cluster = await consumer._client.fetch_all_metadata()  # fresh: the topic may be new
-        found = cluster.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        if time.monotonic() > deadline:
-            raise TopologyError(f"topic {topic!r} does not exist")
-        await asyncio.sleep(0.2)
-
-
-class _TableReader:
-    """Every partition of every table topic, folded into the store one poll at a time."""
-
-    def __init__(self, owner: Materializer) -> None:
-        self.owner = owner
-        self.settings = owner.settings
-        assert owner.engine is not None
-        self.engine: Engine = owner.engine
+    def __init__(
+        self,
+        settings: MaterializerSettings,
+        engine: Engine,
+        topics: Iterable[str],
+        *,
+        fingerprint: str,
+        counters: Counters,
+        dead_letters: DeadLetterProducer,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._topics = sorted(topics)
+        self._fingerprint = fingerprint
+        self._counters = counters
+        self._dead_letters = dead_letters
         self.consumer: AIOKafkaConsumer | None = None
         # End offsets are asked on a connection of their own: on the fetching consumer's, the
         # request would wait behind its long-polling fetch (up to fetch_max_wait_ms per join).
@@ -281,7 +332,7 @@ class _TableReader:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self, metadata: TopicMetadata) -> None:
         kafka = self.settings.kafka
         self.consumer = AIOKafkaConsumer(
             **kafka.client_kwargs(),
@@ -297,8 +348,8 @@ class _TableReader:
             **kafka.client_kwargs(), group_id=None, enable_auto_commit=False, isolation_level="read_committed"
         )
         await self.offsets.start()
-        for topic in sorted(self.owner.topology.table_topics()):
-            for tp in await _partitions(self.consumer, kafka.topic(topic)):
+        for topic in self._topics:
+            for tp in await metadata.wait_partitions(kafka.topic(topic)):
                 self.tps.append(tp)
                 self.logical[tp] = topic
         if not self.tps:
@@ -309,10 +360,9 @@ class _TableReader:
         stored = self.engine.positions
         if any(stored.get((self.logical[tp], tp.partition), 0) > end[tp] for tp in self.tps):
             log.warning("stored offsets are beyond the topics' end (topics recreated?): rebuilding")
-            self.engine.store.wipe()
-            self.engine.store.set_fingerprint(self.owner.topology.fingerprint(kafka.topic))
+            restore(self.engine.store, self._fingerprint, stale=True)
             self.engine.reload()
-            self.owner.rebuilt = True
+            self._counters.rebuilt = True
             stored = self.engine.positions
         for tp in self.tps:
             at = max(stored.get((self.logical[tp], tp.partition), 0), begin[tp])
@@ -351,9 +401,9 @@ class _TableReader:
                     self.last_ts[tp] = max(self.last_ts[tp], max(r.timestamp for r in rs))
                 batch, dead = self.engine.fold_tables(records)
                 if dead:  # delivered before the offsets move past them: never lost
-                    await self.owner._dead_letter_now(dead)
+                    await self._dead_letters.send(dead)
                 self.engine.write(batch)
-                self.owner.table_records_in += len(records)
+                self._counters.table_records_in += len(records)
                 self.pos.update(positions)
                 self._notify()
             except asyncio.CancelledError:
@@ -374,6 +424,8 @@ class _TableReader:
             await asyncio.wait_for(self._changed.wait(), timeout)
 
     def ready_fast(self, topics: set[str], ts: int, seen_at: float) -> bool:
+        """Whether the tables of `topics` are known to be caught up to a record of time `ts`
+        fetched at `seen_at`, without asking the broker."""
         if seen_at <= self.synced_at:
             return True
         return all(self.last_ts[tp] >= ts for tp in self.tps if self.logical[tp] in topics)
@@ -410,33 +462,419 @@ class _TableReader:
         return out
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, reader: _StreamReader) -> None:
-        self.reader = reader
+class Pausing:
+    """Pause and resume of the stream consumer's partitions, and rewinding one to an offset.
+
+    A partition whose worker holds `max_queued` fetched records is paused; it is resumed once the
+    worker is down to half of that, or when the worker rewinds after a failure."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, max_queued: int) -> None:
+        self._consumer = consumer
+        self._high = max_queued
+        self._low = max_queued // 2
+        self._paused: set[TopicPartition] = set()  # paused here (a rebalance may have resumed them)
+
+    def owns(self, tp: TopicPartition) -> bool:
+        """Whether the consumer is still assigned `tp`."""
+        return tp in self._consumer.assignment()
+
+    def pause_if_full(self, tp: TopicPartition, queued: int) -> None:
+        if queued >= self._high:
+            self._consumer.pause(tp)
+            self._paused.add(tp)
+
+    def resume_if_drained(self, tp: TopicPartition, queued: int) -> None:
+        if queued < self._low and tp in self._paused:
+            self.resume(tp)
+
+    def resume(self, tp: TopicPartition) -> None:
+        self._paused.discard(tp)
+        if tp in self._consumer.paused():
+            self._consumer.resume(tp)
+
+    def rewind(self, tp: TopicPartition, offset: int) -> None:
+        """Fetch `tp` again from `offset` (if still assigned); what was fetched after is dropped."""
+        if self.owns(tp):
+            self._consumer.seek(tp, offset)
+
+
+async def start_transactional_producer(
+    settings: MaterializerSettings,
+    logical: str,
+    tp: TopicPartition,
+    *,
+    retry: Callable[[], bool] = lambda: False,
+) -> AIOKafkaProducer:
+    """The transactional producer of one stream partition (`{group_id}.{topic}.{partition}`):
+    starting it fences any previous producer with the same id and settles (aborts or finishes)
+    its open transaction. While `retry()` says so, a failed start is tried again each second."""
+    while True:
+        producer = AIOKafkaProducer(
+            **settings.kafka.client_kwargs(),
+            transactional_id=f"{settings.group_id}.{logical}.{tp.partition}",
+            transaction_timeout_ms=settings.transaction_timeout_ms,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+        )
+        try:
+            await producer.start()
+            return producer
+        except Exception:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            if not retry():
+                raise
+            log.warning("%s:%s: cannot start a transactional producer yet; retrying", *tp)
+            await asyncio.sleep(1.0)
+
+
+class PartitionTransaction:
+    """The Kafka transaction of one stream partition: outputs and dead letters go in, then the
+    partition's next offset, then the commit. For read_committed consumers each output is then
+    there exactly once, together with the offset that says its record is done."""
+
+    def __init__(
+        self,
+        tp: TopicPartition,
+        producer: AIOKafkaProducer,
+        *,
+        group_id: str,
+        committed: int | None,
+        reopen: Callable[[], Awaitable[AIOKafkaProducer]],
+    ) -> None:
+        self.tp = tp
+        self.producer = producer
+        self.committed = committed  # the partition's committed next offset
+        self.pending: int | None = None  # the next offset the open transaction will commit
+        self.active = False
+        self.count = 0  # records in the open transaction
+        self.started = 0.0  # monotonic time it began
+        self._group_id = group_id
+        self._reopen = reopen
+        self._batches: dict[tuple[str, int], Any] = {}
+
+    async def begin(self) -> None:
+        await self.producer.begin_transaction()
+        self.active = True
+        self.count = 0
+        self.started = time.monotonic()
+
+    def done(self, offset: int) -> None:
+        """The record at `offset` is handled: the commit will move the partition past it."""
+        self.pending = offset + 1
+        self.count += 1
+
+    async def send(self, topic: str, value: bytes, key: bytes | None) -> None:
+        await self.producer.send(topic, value, key=key)
+
+    async def append(self, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
+        """Add a record to this topic partition's open batch (cheaper than one send per record);
+        a full batch is handed to the producer."""
+        batch = self._batches.get((topic, partition))
+        if batch is None:
+            batch = self._batches[(topic, partition)] = self.producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            await self.producer.send_batch(batch, topic, partition=partition)
+            batch = self._batches[(topic, partition)] = self.producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+
+    async def commit(self) -> None:
+        """Commit the open transaction, if any. A failure leaves it open: the caller calls `abort`."""
+        if not self.active:
+            return
+        assert self.pending is not None
+        # 1. hand the open record batches to the producer
+        batches, self._batches = self._batches, {}
+        for (topic, partition), batch in batches.items():
+            if batch.record_count():
+                await self.producer.send_batch(batch, topic, partition=partition)
+        # 2. flush: aiokafka does not wait for in-flight sends before EndTxn
+        await self.producer.flush()
+        # 3. produce the partition's next offset into the transaction
+        await self.producer.send_offsets_to_transaction({self.tp: self.pending}, self._group_id)
+        # 4. commit (EndTxn): the outputs and the offset become visible together
+        await self.producer.commit_transaction()
+        log.debug("%s:%s committed %s", *self.tp, self.pending)
+        self.active = False
+        self.committed = self.pending
+
+    async def abort(self, *, settle: bool = True) -> None:
+        """After a failure: 1. forget the unsent batches; 2. with `settle`, abort the open
+        transaction, or 3. replace a producer that cannot (the new one fences the old one and
+        aborts its transaction). The caller rewinds the partition to `committed`."""
+        self._batches = {}
+        failed, self.active = self.active, False
+        if not (settle and failed):
+            return
+        try:
+            await asyncio.wait_for(self.producer.abort_transaction(), 30)
+        except Exception:
+            log.warning("%s:%s: replacing the transactional producer", *self.tp)
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+            self.producer = await self._reopen()
+
+    async def close(self) -> None:
+        await self.producer.stop()
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Where a stream partition's results go: per join, its physical output topic and whether the
+    output keeps the stream record's partition; the physical dead-letter topic, if any."""
+
+    outputs: dict[str, tuple[str, bool]]
+    dead_letters: str | None
+
+
+class PartitionWorker:
+    """One stream partition, in offset order: align the tables, join (waiting if needed), send
+    into the partition's transaction, commit. On failure: rewind to the committed offset, abort."""
+
+    def __init__(
+        self,
+        tp: TopicPartition,
+        logical: str,
+        *,
+        settings: MaterializerSettings,
+        engine: Engine,
+        tables: TableReader,
+        transaction: PartitionTransaction,
+        pausing: Pausing,
+        routes: Routes,
+        counters: Counters,
+    ) -> None:
+        self.tp = tp
+        self.logical = logical
+        self.settings = settings
+        self.engine = engine
+        self.tables = tables
+        self.txn = transaction
+        self.pausing = pausing
+        self.counters = counters
+        self.needs = engine.stream_tables(logical)
+        self.queue: deque[tuple[Any, float]] = deque()
+        self.next_offset = transaction.committed
+        self._dead_topic = routes.dead_letters
+        self._outputs = {
+            name: (topic, tp.partition if same else None) for name, (topic, same) in routes.outputs.items()
+        }
+        self._first_offset: int | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def committed(self) -> int | None:
+        return self.txn.committed
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(
+            self._run(), name=f"materializer-{self.tp.topic}-{self.tp.partition}"
+        )
+
+    def done(self) -> bool:
+        return self._task is None or self._task.done()
+
+    def push(self, records: list[Any], seen_at: float) -> None:
+        if self._first_offset is None:
+            self._first_offset = records[0].offset
+        self.queue.extend((r, seen_at) for r in records)
+        self._wake.set()
+
+    def release(self) -> None:
+        """The partition is leaving: finish the current record, commit, and stop."""
+        self._stopping = True
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self.release()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.txn.close()
+
+    async def _run(self) -> None:
+        try:
+            await self._loop()
+        except ProducerFenced:
+            log.warning("%s:%s: fenced by a newer owner; stopping", self.tp.topic, self.tp.partition)
+        except asyncio.CancelledError:
+            await self._recover()
+            raise
+        except Exception:
+            log.exception("%s:%s: processing failed; will resume from the committed offset", *self.tp)
+            await self._recover()
+
+    async def _loop(self) -> None:
+        settings = self.settings
+        tables = self.tables
+        txn = self.txn
+        queue = self.queue
+        while not self._stopping:
+            if not queue:
+                # Idle: commit, but not sooner than commit_interval after the transaction began,
+                # so sparse records (one every few ms) share a commit instead of paying one each.
+                young = settings.commit_interval_seconds - (time.monotonic() - txn.started)
+                self._wake.clear()
+                if txn.active and young > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), young)
+                    continue
+                await txn.commit()
+                if not queue and not self._stopping:
+                    await self._wake.wait()
+                continue
+            raw, seen_at = queue[0]
+            if self.next_offset is not None and raw.offset < self.next_offset:
+                queue.popleft()  # a redelivery below what this worker has already done
+                continue
+            record = Record(self.logical, raw.partition, raw.offset, raw.timestamp, raw.key, raw.value)
+            if not tables.ready_fast(self.needs, record.timestamp, seen_at):
+                await tables.ready(self.needs, record.timestamp, seen_at)
+            outcome = self.engine.decide(record)
+            if outcome.wait:
+                await txn.commit()  # do not hold a transaction open while waiting
+                waited = await self._wait(record)
+                if waited is None:
+                    break
+                outcome = waited
+            if not txn.active:
+                await txn.begin()
+            await self._emit(record, outcome)
+            queue.popleft()
+            self.counters.records_in += 1
+            self.next_offset = record.offset + 1
+            txn.done(record.offset)
+            if (
+                txn.count >= settings.max_batch_records
+                or time.monotonic() - txn.started >= settings.commit_interval_seconds
+            ):
+                await txn.commit()
+            self.pausing.resume_if_drained(self.tp, len(queue))
+        await txn.commit()
+
+    async def _wait(self, record: Record) -> Outcome | None:
+        bound = self.settings.join_wait_seconds
+        deadline = time.monotonic() + bound
+        while True:
+            if self._stopping:
+                return None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self.engine.decide(record, expired=True, waited=bound)
+            await self.tables.changed(min(remaining, 0.5))
+            outcome = self.engine.decide(record)
+            if not outcome.wait:
+                return outcome
+
+    async def _emit(self, record: Record, outcome: Outcome) -> None:
+        txn = self.txn
+        for letter in outcome.dead:
+            self.counters.dead_letters += 1
+            log.warning(
+                "dead letter from %s:%s@%s: %s", record.topic, record.partition, record.offset, letter.reason
+            )
+            if self._dead_topic:
+                await txn.send(self._dead_topic, letter.encode(), record.key)
+        for spec, output in outcome.emits:
+            self.counters.records_out += 1
+            route = self._outputs.get(spec.name)
+            if route is not None:
+                topic, partition = route
+                if partition is None:
+                    await txn.send(topic, orjson.dumps(output), record.key)
+                else:
+                    await txn.append(topic, partition, record.key, orjson.dumps(output))
+            if spec.on_output is not None:
+                await spec.on_output(output, record.source())
+
+    async def _recover(self) -> None:
+        """After a failure: rewind to the committed offset (the queued records will be fetched
+        again), abort the open transaction (or replace a producer that cannot), and start again."""
+        mine = self.pausing.owns(self.tp) and not self._stopping
+        restart_at = self.txn.committed if self.txn.committed is not None else self._first_offset
+        if mine and restart_at is not None:
+            self.pausing.rewind(self.tp, restart_at)  # before any await: nothing newer is queued meanwhile
+        self.queue.clear()
+        self.next_offset = self.txn.committed
+        self.pausing.resume(self.tp)
+        await self.txn.abort(settle=mine)
+        if not mine:
+            return
+        await asyncio.sleep(1.0)
+        if not self._stopping:
+            self.start()
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The stream partitions this worker owns, as the group assigns and revokes them.
+
+    Assigned: `open_partition` makes each new partition's worker (its transactional producer's
+    start fences a previous owner and settles its open transaction), then the worker starts.
+    Revoked: each worker finishes its current record, commits, and stops, before the group moves
+    the partition on (aiokafka awaits this listener)."""
+
+    def __init__(self, open_partition: Callable[[TopicPartition], Awaitable[PartitionWorker]]) -> None:
+        self._open = open_partition
+        self.workers: dict[TopicPartition, PartitionWorker] = {}
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self.reader.revoke(set(revoked))
+        await self.revoke(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.reader.assign(set(assigned))
+        await self.assign(set(assigned))
+
+    async def assign(self, assigned: set[TopicPartition]) -> None:
+        new = [tp for tp in sorted(assigned) if tp not in self.workers]
+        opened = await asyncio.gather(*(self._open(tp) for tp in new))
+        for tp, worker in zip(new, opened, strict=True):
+            self.workers[tp] = worker
+            worker.start()
+        log.info("stream partitions assigned: %s", [f"{t.topic}:{t.partition}" for t in new])
+
+    async def revoke(self, revoked: set[TopicPartition]) -> None:
+        gone = [self.workers.pop(tp) for tp in sorted(revoked) if tp in self.workers]
+        for worker in gone:
+            worker.release()  # at once: a worker recovering from a failure must not restart
+        await asyncio.gather(*(w.stop() for w in gone))
+        if gone:
+            log.info("stream partitions revoked: %s", [f"{w.tp.topic}:{w.tp.partition}" for w in gone])
 
 
-class _StreamReader:
-    """The stream topics in the consumer group; one worker + transactional producer per partition."""
+class StreamReader:
+    """The stream topics in the consumer group: fetches, and hands each partition's records to
+    its worker (pausing the partition while its worker is full)."""
 
-    def __init__(self, owner: Materializer) -> None:
-        self.owner = owner
-        self.settings = owner.settings
+    def __init__(
+        self,
+        settings: MaterializerSettings,
+        topology: Topology,
+        engine: Engine,
+        tables: TableReader,
+        counters: Counters,
+    ) -> None:
+        self.settings = settings
+        self._topology = topology
+        self._engine = engine
+        self._tables = tables
+        self._counters = counters
+        kafka = settings.kafka
+        self._logical = {kafka.topic(j.stream.topic): j.stream.topic for j in topology.joins.values()}
         self.consumer: AIOKafkaConsumer | None = None
-        self.workers: dict[TopicPartition, _PartitionWorker] = {}
+        self.pausing: Pausing | None = None
+        self.rebalance = Rebalance(self._open_partition)
+        self._routes = Routes({}, None)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.same_partition: dict[str, bool] = {}
 
-    async def start(self) -> None:
+    @property
+    def workers(self) -> dict[TopicPartition, PartitionWorker]:
+        return self.rebalance.workers
+
+    async def start(self, metadata: TopicMetadata) -> None:
         s = self.settings
         kafka = s.kafka
-        topics = sorted({kafka.topic(j.stream.topic) for j in self.owner.topology.joins.values()})
         self.consumer = AIOKafkaConsumer(
             **kafka.client_kwargs(),
             group_id=s.group_id,
@@ -448,18 +886,19 @@ class _StreamReader:
             max_partition_fetch_bytes=2 * 1024 * 1024,
         )
         await self.consumer.start()
-        cluster = await self.consumer._client.fetch_all_metadata()
-        counts = {t: len(cluster.partitions_for_topic(t) or ()) for t in cluster.topics()}
+        self.pausing = Pausing(self.consumer, s.max_queued_records)
+        counts = await metadata.partition_counts()
         # An output topic with as many partitions as its stream gets each record in the stream
         # record's partition: the key's partition is kept (whatever partitioner the producer of
         # the stream used) and no hashing is needed.
-        self.same_partition = {
-            kafka.topic(j.to_topic): counts.get(kafka.topic(j.to_topic), 0)
-            == counts.get(kafka.topic(j.stream.topic), -1)
-            for j in self.owner.topology.joins.values()
-            if j.to_topic
-        }
-        self.consumer.subscribe(topics, listener=_Rebalance(self))
+        outputs = {}
+        for j in self._topology.joins.values():
+            if j.to_topic:
+                out = kafka.topic(j.to_topic)
+                outputs[j.name] = (out, counts.get(out, 0) == counts.get(kafka.topic(j.stream.topic), -1))
+        dead = kafka.topic(s.dead_letter_topic) if s.dead_letter_topic else None
+        self._routes = Routes(outputs, dead)
+        self.consumer.subscribe(sorted(self._logical), listener=self.rebalance)
         self._task = asyncio.create_task(self._run(), name="materializer-streams")
 
     async def stop(self) -> None:
@@ -467,13 +906,15 @@ class _StreamReader:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.revoke(set(self.workers))
+        await self.rebalance.revoke(set(self.workers))
         if self.consumer is not None:
             await self.consumer.stop()
 
     async def _run(self) -> None:
-        assert self.consumer is not None
+        assert self.consumer is not None and self.pausing is not None
         consumer = self.consumer
+        pausing = self.pausing
+        workers = self.rebalance.workers
         limit = self.settings.max_queued_records
         while not self._stopping:
             try:
@@ -486,64 +927,47 @@ class _StreamReader:
                 continue
             seen_at = time.monotonic()
             for tp, rs in batches.items():
-                worker = self.workers.get(tp)
+                worker = workers.get(tp)
                 if worker is None:
                     # fetched while its assignment is still being set up: fetch them again later
-                    if tp in consumer.assignment():
-                        consumer.seek(tp, rs[0].offset)
+                    pausing.rewind(tp, rs[0].offset)
                     continue
                 worker.push(rs, seen_at)
-                if len(worker.queue) >= limit:
-                    consumer.pause(tp)
+                pausing.pause_if_full(tp, len(worker.queue))
 
-    async def assign(self, assigned: set[TopicPartition]) -> None:
-        """New partitions: a transactional producer each (its start fences a previous owner and
-        settles its open transaction), then seek to the committed offset."""
-        assert self.consumer is not None
-        new = [tp for tp in sorted(assigned) if tp not in self.workers]
-        producers = await asyncio.gather(*(self.start_producer(tp) for tp in new))
-        for tp, producer in zip(new, producers, strict=True):
-            committed = await self.consumer.committed(tp)
-            if committed is not None:
-                self.consumer.seek(tp, committed)
-            worker = _PartitionWorker(self, tp, producer, committed)
-            self.workers[tp] = worker
-            worker.start()
-        log.info("stream partitions assigned: %s", [f"{t.topic}:{t.partition}" for t in new])
+    async def _open_partition(self, tp: TopicPartition) -> PartitionWorker:
+        """A new partition's worker: its transactional producer, then a seek to the committed offset."""
+        assert self.consumer is not None and self.pausing is not None
+        logical = self._logical[tp.topic]
 
-    async def start_producer(self, tp: TopicPartition, retry: bool = False) -> AIOKafkaProducer:
-        """The transactional producer of one stream partition; starting it fences any previous
-        producer with the same id and settles (aborts or finishes) its open transaction."""
-        s = self.settings
-        while True:
-            producer = AIOKafkaProducer(
-                **s.kafka.client_kwargs(),
-                transactional_id=f"{s.group_id}.{_logical(s, tp.topic)}.{tp.partition}",
-                transaction_timeout_ms=s.transaction_timeout_ms,
-                linger_ms=5,
-                max_batch_size=256 * 1024,
-            )
-            try:
-                await producer.start()
-                return producer
-            except Exception:
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                if not retry or self._stopping:
-                    raise
-                log.warning("%s:%s: cannot start a transactional producer yet; retrying", *tp)
-                await asyncio.sleep(1.0)
+        def retry() -> bool:
+            return not self._stopping
 
-    async def revoke(self, revoked: set[TopicPartition]) -> None:
-        """Partitions leaving: each worker finishes its current record and commits, then stops."""
-        gone = [self.workers.pop(tp) for tp in sorted(revoked) if tp in self.workers]
-        await asyncio.gather(*(w.stop() for w in gone))
-        if gone:
-            log.info("stream partitions revoked: %s", [f"{w.tp.topic}:{w.tp.partition}" for w in gone])
+        producer = await start_transactional_producer(self.settings, logical, tp)
+        committed = await self.consumer.committed(tp)
+        if committed is not None:
+            self.consumer.seek(tp, committed)
+        txn = PartitionTransaction(
+            tp,
+            producer,
+            group_id=self.settings.group_id,
+            committed=committed,
+            reopen=lambda: start_transactional_producer(self.settings, logical, tp, retry=retry),
+        )
+        return PartitionWorker(
+            tp,
+            logical,
+            settings=self.settings,
+            engine=self._engine,
+            tables=self._tables,
+            transaction=txn,
+            pausing=self.pausing,
+            routes=self._routes,
+            counters=self._counters,
+        )
 
-    def resume(self, tp: TopicPartition) -> None:
-        if self.consumer is not None and tp in self.consumer.paused():
-            self.consumer.resume(tp)
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(w.logical, tp.partition) for tp, w in self.workers.items()}
 
     async def caught_up(self) -> None:
         assert self.consumer is not None
@@ -563,229 +987,3 @@ class _StreamReader:
         for tp, worker in self.workers.items():
             out[worker.logical] = out.get(worker.logical, 0) + max(0, end[tp] - (worker.committed or 0))
         return out
-
-
-class _PartitionWorker:
-    """One stream partition, in offset order: align tables, join (waiting if needed), send, commit."""
-
-    def __init__(
-        self, reader: _StreamReader, tp: TopicPartition, producer: AIOKafkaProducer, committed: int | None
-    ) -> None:
-        self.reader = reader
-        self.owner = reader.owner
-        self.settings = reader.settings
-        assert self.owner.engine is not None and self.owner._tables is not None
-        self.engine: Engine = self.owner.engine
-        self.tables: _TableReader = self.owner._tables
-        self.tp = tp
-        self.logical = _logical(self.settings, tp.topic)
-        self.needs = self.engine.stream_tables(self.logical)
-        self.producer = producer
-        self.queue: deque[tuple[Any, float]] = deque()
-        self.committed = committed
-        self.next_offset = committed
-        self._pending: int | None = None
-        self._in_txn = False
-        self._txn_count = 0
-        self._txn_started = 0.0
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-        kafka = self.settings.kafka
-        self._dead_topic = (
-            kafka.topic(self.settings.dead_letter_topic) if self.settings.dead_letter_topic else None
-        )
-        self._out_topics = {
-            j.name: kafka.topic(j.to_topic) for j in self.owner.topology.joins.values() if j.to_topic
-        }
-        self._out_partition = {
-            name: tp.partition if reader.same_partition.get(topic) else None
-            for name, topic in self._out_topics.items()
-        }
-        self._out_partition_by_topic = {
-            topic: tp.partition for topic in self._out_topics.values() if reader.same_partition.get(topic)
-        }
-        self._batches: dict[str, Any] = {}
-        self._first_offset: int | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(
-            self._run(), name=f"materializer-{self.tp.topic}-{self.tp.partition}"
-        )
-
-    def done(self) -> bool:
-        return self._task is None or self._task.done()
-
-    def push(self, records: list[Any], seen_at: float) -> None:
-        if self._first_offset is None:
-            self._first_offset = records[0].offset
-        self.queue.extend((r, seen_at) for r in records)
-        self._wake.set()
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.producer.stop()
-
-    async def _run(self) -> None:
-        try:
-            await self._loop()
-        except ProducerFenced:
-            log.warning("%s:%s: fenced by a newer owner; stopping", self.tp.topic, self.tp.partition)
-        except asyncio.CancelledError:
-            await self._abort()
-            raise
-        except Exception:
-            log.exception("%s:%s: processing failed; will resume from the committed offset", *self.tp)
-            await self._abort()
-
-    async def _loop(self) -> None:
-        settings = self.settings
-        tables = self.tables
-        queue = self.queue
-        while not self._stopping:
-            if not queue:
-                # Idle: commit, but not sooner than commit_interval after the transaction began,
-                # so sparse records (one every few ms) share a commit instead of paying one each.
-                young = settings.commit_interval_seconds - (time.monotonic() - self._txn_started)
-                self._wake.clear()
-                if self._in_txn and young > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), young)
-                    continue
-                await self._commit()
-                if not queue and not self._stopping:
-                    await self._wake.wait()
-                continue
-            raw, seen_at = queue[0]
-            if self.next_offset is not None and raw.offset < self.next_offset:
-                queue.popleft()  # a redelivery below what this worker has already done
-                continue
-            record = Record(self.logical, raw.partition, raw.offset, raw.timestamp, raw.key, raw.value)
-            if not tables.ready_fast(self.needs, record.timestamp, seen_at):
-                await tables.ready(self.needs, record.timestamp, seen_at)
-            outcome = self.engine.decide(record)
-            if outcome.wait:
-                await self._commit()  # do not hold a transaction open while waiting
-                waited = await self._wait(record)
-                if waited is None:
-                    break
-                outcome = waited
-            if not self._in_txn:
-                await self.producer.begin_transaction()
-                self._in_txn = True
-                self._txn_count = 0
-                self._txn_started = time.monotonic()
-            await self._emit(record, outcome)
-            queue.popleft()
-            self.owner.records_in += 1
-            self.next_offset = self._pending = record.offset + 1
-            self._txn_count += 1
-            if (
-                self._txn_count >= settings.max_batch_records
-                or time.monotonic() - self._txn_started >= settings.commit_interval_seconds
-            ):
-                await self._commit()
-            if len(queue) < settings.max_queued_records // 2:
-                self.reader.resume(self.tp)
-        await self._commit()
-
-    async def _wait(self, record: Record) -> Outcome | None:
-        bound = self.settings.join_wait_seconds
-        deadline = time.monotonic() + bound
-        while True:
-            if self._stopping:
-                return None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return self.engine.decide(record, expired=True, waited=bound)
-            await self.tables.changed(min(remaining, 0.5))
-            outcome = self.engine.decide(record)
-            if not outcome.wait:
-                return outcome
-
-    async def _emit(self, record: Record, outcome: Outcome) -> None:
-        send = self.producer.send
-        for letter in outcome.dead:
-            self.owner.dead_letters += 1
-            log.warning(
-                "dead letter from %s:%s@%s: %s", record.topic, record.partition, record.offset, letter.reason
-            )
-            if self._dead_topic:
-                await send(self._dead_topic, letter.encode(), key=record.key)
-        for spec, output in outcome.emits:
-            self.owner.records_out += 1
-            topic = self._out_topics.get(spec.name)
-            if topic is not None:
-                partition = self._out_partition[spec.name]
-                if partition is None:
-                    await send(topic, orjson.dumps(output), key=record.key)
-                else:
-                    await self._append(topic, partition, record.key, orjson.dumps(output))
-            if spec.on_output is not None:
-                await spec.on_output(output, record.source())
-
-    async def _append(self, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
-        """Add an output to this partition's open record batch (cheaper than one send per record);
-        a full batch is handed to the producer."""
-        batch = self._batches.get(topic)
-        if batch is None:
-            batch = self._batches[topic] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            await self.producer.send_batch(batch, topic, partition=partition)
-            batch = self._batches[topic] = self.producer.create_batch()
-            batch.append(key=key, value=value, timestamp=None)
-
-    async def _send_batches(self) -> None:
-        batches, self._batches = self._batches, {}
-        for topic, batch in batches.items():
-            if batch.record_count():
-                partition = self._out_partition_by_topic[topic]
-                await self.producer.send_batch(batch, topic, partition=partition)
-
-    async def _commit(self) -> None:
-        if not self._in_txn:
-            return
-        assert self._pending is not None
-        await self._send_batches()
-        await self.producer.flush()  # aiokafka does not wait for in-flight sends before EndTxn
-        await self.producer.send_offsets_to_transaction({self.tp: self._pending}, self.settings.group_id)
-        await self.producer.commit_transaction()
-        log.debug("%s:%s committed %s", *self.tp, self._pending)
-        self._in_txn = False
-        self.committed = self._pending
-
-    async def _abort(self) -> None:
-        """After a failure: rewind to the committed offset (the queued records will be fetched
-        again), abort the open transaction (or replace a producer that cannot), and start again."""
-        self._batches = {}
-        failed_txn, self._in_txn = self._in_txn, False
-        consumer = self.reader.consumer
-        mine = (
-            consumer is not None
-            and self.tp in consumer.assignment()
-            and self.reader.workers.get(self.tp) is self
-            and not self._stopping
-        )
-        restart_at = self.committed if self.committed is not None else self._first_offset
-        if mine and consumer is not None and restart_at is not None:
-            consumer.seek(self.tp, restart_at)  # before any await: nothing newer is queued meanwhile
-        self.queue.clear()
-        self.next_offset = self.committed
-        self.reader.resume(self.tp)
-        if not mine:
-            return
-        if failed_txn:
-            try:
-                await asyncio.wait_for(self.producer.abort_transaction(), 30)
-            except Exception:
-                log.warning("%s:%s: replacing the transactional producer", *self.tp)
-                with contextlib.suppress(Exception):
-                    await self.producer.stop()
-                self.producer = await self.reader.start_producer(self.tp, retry=True)
-        await asyncio.sleep(1.0)
-        if self.reader.workers.get(self.tp) is self and not self._stopping:
-            self.start()
