@@ -1,6 +1,6 @@
 """The engine both runners share: fold table records into state, decide what a stream record gives.
 
-It does no I/O besides the store: the Kafka runner (`runner.py`) and the offline runner
+It does no I/O besides the store: the Kafka runtime (`runner.py`, `runtime/`) and the offline runner
 (`offline.py`) feed it records and carry out its decisions.
 """
 

@@ -16,7 +16,7 @@ import orjson
 from materializer.deadletter import DeadLetter
 from materializer.engine import Engine
 from materializer.source import Record, Source
-from materializer.state import MemoryState, Store
+from materializer.state import MemoryState, Store, restore
 from materializer.tables import TableView
 from materializer.topology import Topology
 
@@ -40,10 +40,7 @@ class OfflineMaterializer:
     ) -> None:
         self.topology = topology
         self.store = state if state is not None else MemoryState()
-        fingerprint = topology.fingerprint()
-        if self.store.fingerprint() not in (None, fingerprint):
-            self.store.wipe()
-        self.store.set_fingerprint(fingerprint)
+        restore(self.store, topology.fingerprint())
         self.engine = Engine(topology, self.store)
         self.join_wait_seconds = join_wait_seconds
         self.now = 0.0

@@ -3,7 +3,8 @@
 A `Batch` collects the row changes and the consumed offsets of one poll; `Store.write` applies
 it at once. The RocksDB backend turns it into ONE rocksdict WriteBatch, so rows and offsets can
 never disagree after a crash (Faust wrote them separately). Reads inside a poll see the batch
-first (`Batch.get`), then the store.
+first (`Batch.get`), then the store. `restore` is the one check that state belongs to the topology
+reading it (its fingerprint) and still matches the topics, else wipes it for a rebuild.
 """
 
 from __future__ import annotations
@@ -138,6 +139,23 @@ class MemoryState(Store):
         self._rows.clear()
         self._offsets.clear()
         self._fingerprint = None
+
+
+def restore(store: Store, fingerprint: str, *, stale: bool = False) -> bool:
+    """Make `store` hold the state of the topology with `fingerprint`. It is kept when it was
+    written for that topology; it is wiped when it was written for another one, when it holds
+    offsets but no fingerprint (its origin is unknown), or when the caller found it `stale` (its
+    offsets are past the topics' end). Returns whether it was wiped: the tables are then rebuilt
+    from the beginning of the topics."""
+    found = store.fingerprint()
+    wipe = stale or (found != fingerprint and (found is not None or bool(store.offsets())))
+    if wipe:
+        if not stale:
+            log.warning("state was made for another topology: rebuilding from the topics")
+        store.wipe()
+    if wipe or found != fingerprint:
+        store.set_fingerprint(fingerprint)
+    return wipe
 
 
 # RocksDB key layout (raw bytes): one prefix byte, then the name, a NUL, then the key.

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from materializer import Materializer, MaterializerSettings
+from materializer import Materializer
 from notifications import streams
-from notifications.config import Config
+from notifications.config import Config, materializer_settings
 from notifications.models import MailBody, Notification, TemplateBody
 from notifications.notify import Notifier
 from notifications.views import MATERIALIZER, NOTIFIER, routes
@@ -59,14 +59,7 @@ def create_app(config: Config) -> web.Application:
     async def tables(app: web.Application) -> AsyncIterator[None]:
         # Kafka may be down: the materializer's start must not fail the API, it catches up later.
         materializer = app[MATERIALIZER] = Materializer(
-            streams.api_topology(),
-            MaterializerSettings(
-                kafka=config.kafka,
-                state_dir=config.worker.state_dir / "api",
-                group_id=f"{config.worker.group_id}-api",
-                join_wait_seconds=config.worker.join_wait_seconds,
-                dead_letter_topic=config.worker.dead_letter_topic,
-            ),
+            streams.api_topology(), materializer_settings(config, "api")
         )
         await materializer.start()
         yield

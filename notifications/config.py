@@ -6,8 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from kafka_integration import KafkaSettings
+from materializer import MaterializerSettings
 from notifications.mailer import SmtpSettings
 from servicekit.app import HttpSettings
 from servicekit.auth import AuthSettings
@@ -65,3 +67,17 @@ class Config:
             worker=WorkerSettings.from_env(environ),
             auth=AuthSettings.from_env(environ),
         )
+
+
+def materializer_settings(config: Config, role: Literal["api", "worker"]) -> MaterializerSettings:
+    """The materializer's settings for the worker or the API: each keeps its own state folder and
+    consumer group (the API's group is the worker's with `-api`), with the same join wait and
+    dead-letter topic."""
+    worker = config.worker
+    return MaterializerSettings(
+        kafka=config.kafka,
+        state_dir=worker.state_dir / role,
+        group_id=worker.group_id if role == "worker" else f"{worker.group_id}-{role}",
+        join_wait_seconds=worker.join_wait_seconds,
+        dead_letter_topic=worker.dead_letter_topic,
+    )

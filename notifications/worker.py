@@ -27,9 +27,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from materializer import Materializer, MaterializerSettings, Source
+from materializer import Materializer, Source
 from notifications import db, mailer, streams
-from notifications.config import Config
+from notifications.config import Config, materializer_settings
 from notifications.db import Source as NotificationSource
 from notifications.notify import Notifier, SmtpUnavailable
 from servicekit.db import migrate, open_pool
@@ -288,16 +288,7 @@ async def running_worker(config: Config) -> AsyncIterator[tuple[Materializer, No
         topology = streams.worker_topology(
             invoice=emails.invoice, welcome=emails.welcome, invitation=emails.invitation
         )
-        materializer = Materializer(
-            topology,
-            MaterializerSettings(
-                kafka=config.kafka,
-                state_dir=config.worker.state_dir / "worker",
-                group_id=config.worker.group_id,
-                join_wait_seconds=config.worker.join_wait_seconds,
-                dead_letter_topic=config.worker.dead_letter_topic,
-            ),
-        )
+        materializer = Materializer(topology, materializer_settings(config, "worker"))
         await materializer.start()
         stack.push_async_callback(materializer.stop)
         yield materializer, notifier

@@ -10,10 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from kafka_integration import KafkaSettings, TopicSpec, ensure_topics
 from materializer import Materializer, MaterializerSettings, Topology
+from materializer.runtime.topics import TopicMetadata
 from tests.support import unique
 
 PARTITIONS = 3
@@ -103,7 +104,7 @@ async def read_committed(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            out = await _read_all(consumer, name)
+            out = await _read_all(kafka, consumer, name)
             if len(out) >= min_count or loop.time() > deadline:
                 return out
             await asyncio.sleep(0.3)
@@ -111,9 +112,9 @@ async def read_committed(
         await consumer.stop()
 
 
-async def _read_all(consumer: AIOKafkaConsumer, name: str) -> list[dict[str, Any]]:
-    cluster = await consumer._client.fetch_all_metadata()
-    tps = [TopicPartition(name, p) for p in sorted(cluster.partitions_for_topic(name) or set())]
+async def _read_all(kafka: KafkaSettings, consumer: AIOKafkaConsumer, name: str) -> list[dict[str, Any]]:
+    async with TopicMetadata(kafka) as metadata:
+        tps = await metadata.partitions(name)
     if not tps:
         return []
     end = await consumer.end_offsets(tps)
