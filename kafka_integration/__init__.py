@@ -19,13 +19,15 @@ from kafka_integration.errors import (
     KafkaIntegrationError,
     NoSuchDeadLetter,
     NotStarted,
+    TopicMissing,
 )
 from kafka_integration.events import Event, encode, entity_event, entity_events
+from kafka_integration.metadata import TopicMetadata
 from kafka_integration.middleware import RELAY, deliver_messages, relay_context
 from kafka_integration.outbox import UnitOfWork, collect_pending, unit_of_work, write_outbox
 from kafka_integration.producer import Producer, new_producer
 from kafka_integration.relay import OutboxRelay
-from kafka_integration.topics import TopicSpec, ensure_topics, topic_partitions
+from kafka_integration.topics import TopicSpec, ensure_topics
 from kafka_integration.view import TopicView
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "NotStarted",
     "OutboxRelay",
     "Producer",
+    "TopicMetadata",
+    "TopicMissing",
     "TopicSpec",
     "TopicView",
     "UnitOfWork",
@@ -50,7 +54,6 @@ __all__ = [
     "entity_events",
     "new_producer",
     "relay_context",
-    "topic_partitions",
     "unit_of_work",
     "write_outbox",
 ]

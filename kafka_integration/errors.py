@@ -4,7 +4,8 @@ KafkaIntegrationError        any failure of this package
 ├── NotStarted               a producer or relay used before start() or after stop()
 ├── ConfigError              the Kafka variables do not make a valid client configuration
 ├── EventTooLarge            an event declared in a unit of work is over the size Kafka accepts
-└── NoSuchDeadLetter         the dead-lettered event asked for is not there
+├── NoSuchDeadLetter         the dead-lettered event asked for is not there
+└── TopicMissing             a topic waited for does not exist
 """
 
 from __future__ import annotations
@@ -37,3 +38,7 @@ class EventTooLarge(KafkaIntegrationError):
 
 class NoSuchDeadLetter(KafkaIntegrationError, LookupError):
     """No dead-lettered event has that id."""
+
+
+class TopicMissing(KafkaIntegrationError, LookupError):
+    """A topic that was waited for does not exist."""

@@ -1,5 +1,4 @@
-"""Topic setup and metadata: create what is missing with its partitions and cleanup policy;
-look up a topic's partitions (the one place that asks the cluster for topic metadata)."""
+"""Topic setup: create what is missing with its partitions and cleanup policy."""
 
 from __future__ import annotations
 
@@ -51,20 +50,5 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         names = [t.name for t in missing]
         log.info("created topics %s", names)
         return names
-    finally:
-        await admin.close()
-
-
-async def topic_partitions(settings: KafkaSettings, name: str) -> set[int]:
-    """The partition numbers of the (physical) topic `name` as the cluster reports them now; empty
-    if it does not exist. Asks for every topic's metadata, so the question never creates it on a
-    broker with `auto.create.topics.enable`."""
-    admin = AIOKafkaAdminClient(**settings.client_kwargs())
-    await admin.start()
-    try:
-        for topic in await admin.describe_topics():
-            if topic["topic"] == name and not topic["error_code"]:
-                return {p["partition"] for p in topic["partitions"]}
-        return set()
     finally:
         await admin.close()

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kafka_integration.config import KafkaSettings
 from kafka_integration.errors import NotStarted
-from kafka_integration.topics import topic_partitions
+from kafka_integration.metadata import TopicMetadata
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,12 @@ class TopicView:
         return all([await consumer.position(tp) >= end for tp, end in ends.items()])
 
     async def _partitions(self, name: str) -> set[int]:
-        while True:  # a topic created a moment ago may take a moment to show in the metadata
-            partitions = await topic_partitions(self.settings, name)
-            if partitions:
-                return partitions
-            await asyncio.sleep(0.2)
+        async with TopicMetadata(self.settings) as metadata:
+            while True:  # a topic created a moment ago may take a moment to show in the metadata
+                partitions = await metadata.partitions(name)
+                if partitions:
+                    return {tp.partition for tp in partitions}
+                await asyncio.sleep(0.2)
 
     def _apply(self, raw_key: bytes | None, raw_value: bytes | None) -> None:
         if raw_key is None:

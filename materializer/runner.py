@@ -25,14 +25,13 @@ from typing import Literal
 
 from aiokafka.errors import KafkaError
 
-from kafka_integration import TopicSpec, ensure_topics
+from kafka_integration import TopicMetadata, TopicSpec, ensure_topics
 from materializer.engine import Engine
 from materializer.errors import NotStarted, TopologyError
 from materializer.runtime.counters import Counters
 from materializer.runtime.dead_letters import DeadLetterProducer
 from materializer.runtime.stream_reader import StreamReader
 from materializer.runtime.table_reader import TableReader
-from materializer.runtime.topics import TopicMetadata
 from materializer.settings import MaterializerSettings
 from materializer.state import MemoryState, RocksState, Store, restore
 from materializer.tables import TableView

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
-from kafka_integration import KafkaSettings
+from kafka_integration import KafkaSettings, TopicMetadata
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,7 @@ async def read_topic(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            out = await _read_to_end(consumer, topic, name)
+            out = await _read_to_end(settings, consumer, topic, name)
             if len(out) >= min_count or loop.time() > deadline:
                 return out
             await asyncio.sleep(0.2)
@@ -75,9 +75,11 @@ async def read_topic(
         await consumer.stop()
 
 
-async def _read_to_end(consumer: AIOKafkaConsumer, topic: str, name: str) -> list[Message]:
-    cluster = await consumer._client.fetch_all_metadata()  # the topic may be new
-    tps = [TopicPartition(name, p) for p in sorted(cluster.partitions_for_topic(name) or set())]
+async def _read_to_end(
+    settings: KafkaSettings, consumer: AIOKafkaConsumer, topic: str, name: str
+) -> list[Message]:
+    async with TopicMetadata(settings) as metadata:  # the topic may be new
+        tps = await metadata.partitions(name)
     if not tps:
         return []
     end = await consumer.end_offsets(tps)

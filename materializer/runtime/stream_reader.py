@@ -16,13 +16,13 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from kafka_integration import TopicMetadata
 from materializer.engine import Engine
 from materializer.runtime.counters import Counters
 from materializer.runtime.partition import PartitionWorker, Routes
 from materializer.runtime.pausing import Pausing
 from materializer.runtime.rebalance import Rebalance
 from materializer.runtime.table_reader import TableReader
-from materializer.runtime.topics import TopicMetadata
 from materializer.runtime.transaction import PartitionTransaction, start_transactional_producer
 from materializer.settings import MaterializerSettings
 from materializer.topology import Topology

@@ -21,10 +21,10 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from kafka_integration import TopicMetadata
 from materializer.engine import Engine
 from materializer.runtime.counters import Counters
 from materializer.runtime.dead_letters import DeadLetterProducer
-from materializer.runtime.topics import TopicMetadata
 from materializer.settings import MaterializerSettings
 from materializer.source import Record
 from materializer.state import restore

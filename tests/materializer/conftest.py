@@ -12,9 +12,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from kafka_integration import KafkaSettings, TopicSpec, ensure_topics
+from kafka_integration import KafkaSettings, TopicMetadata, TopicSpec, ensure_topics
 from materializer import Materializer, MaterializerSettings, Topology
-from materializer.runtime.topics import TopicMetadata
 from tests.support import unique
 
 PARTITIONS = 3

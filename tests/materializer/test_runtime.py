@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kafka_integration import KafkaSettings, TopicSpec, ensure_topics
-from materializer import MemoryState, RocksState, Store, TopologyError
-from materializer.runtime.topics import TopicMetadata
+from kafka_integration import KafkaSettings, TopicMetadata, TopicMissing, TopicSpec, ensure_topics
+from materializer import MemoryState, RocksState, Store
 from materializer.state import restore
 from tests.support import unique
 
@@ -32,7 +31,7 @@ async def test_asking_for_a_missing_or_malformed_topic_finds_nothing_and_creates
     physical = kafka.topic(unique("") + name)
     async with TopicMetadata(kafka) as metadata:
         assert await metadata.partitions(physical) == []
-        with pytest.raises(TopologyError, match="does not exist"):
+        with pytest.raises(TopicMissing, match="does not exist"):
             await metadata.wait_partitions(physical, timeout=0.3)
         assert physical not in await metadata.partition_counts()  # not auto-created by the lookup
 

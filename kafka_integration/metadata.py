@@ -1,5 +1,6 @@
 """Topic metadata: which partitions a topic has, asked of the broker with the admin client's
-public calls (`describe_topics`). The one place the materializer, and its tests, look it up.
+public calls (`describe_topics`). The one place the project looks it up: the materializer, the
+services' topic views and the tests.
 
 - Fresh: each call asks the broker, never a client's cache, so a topic created a moment ago is
   seen as soon as the broker answering knows it; `wait_partitions` retries until then.
@@ -19,8 +20,8 @@ from types import TracebackType
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from kafka_integration import KafkaSettings
-from materializer.errors import TopologyError
+from kafka_integration.config import KafkaSettings
+from kafka_integration.errors import TopicMissing
 
 
 class TopicMetadata:
@@ -64,6 +65,6 @@ class TopicMetadata:
         deadline = time.monotonic() + timeout
         while not (found := await self.partitions(topic)):
             if time.monotonic() > deadline:
-                raise TopologyError(f"topic {topic!r} does not exist")
+                raise TopicMissing(f"topic {topic!r} does not exist")
             await asyncio.sleep(0.2)
         return found
