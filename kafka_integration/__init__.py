@@ -6,12 +6,14 @@
 - `OutboxRelay`: publishes the outbox in order with an idempotent producer, survives outages.
 - `deliver_messages(timeout)`: the middleware that waits for a request's events before answering.
 - `TopicView`: a small compacted topic read whole into memory (what a service knows of others).
+- `check_credentials(settings)`: at start, a refused password or CA stops the process clearly.
 """
 
 from __future__ import annotations
 
+from kafka_integration.access import check_credentials, refusal
 from kafka_integration.config import KafkaSettings
-from kafka_integration.errors import ConfigError, KafkaIntegrationError, NotStarted
+from kafka_integration.errors import AccessRefused, ConfigError, KafkaIntegrationError, NotStarted
 from kafka_integration.events import Event, encode, entity_event, entity_events
 from kafka_integration.middleware import RELAY, deliver_messages, relay_context
 from kafka_integration.outbox import UnitOfWork, collect_pending, unit_of_work, write_outbox
@@ -22,6 +24,7 @@ from kafka_integration.view import TopicView
 
 __all__ = [
     "RELAY",
+    "AccessRefused",
     "ConfigError",
     "Event",
     "KafkaIntegrationError",
@@ -32,6 +35,7 @@ __all__ = [
     "TopicSpec",
     "TopicView",
     "UnitOfWork",
+    "check_credentials",
     "collect_pending",
     "deliver_messages",
     "encode",
@@ -39,6 +43,7 @@ __all__ = [
     "entity_event",
     "entity_events",
     "new_producer",
+    "refusal",
     "relay_context",
     "topic_partitions",
     "unit_of_work",

@@ -2,7 +2,8 @@
 
 KafkaIntegrationError        any failure of this package
 ├── NotStarted               a producer or relay used before start() or after stop()
-└── ConfigError              the Kafka variables do not make a valid client configuration
+├── ConfigError              the Kafka variables do not make a valid client configuration
+└── AccessRefused            the broker refused this client's TLS or SASL credentials
 """
 
 from __future__ import annotations
@@ -18,3 +19,7 @@ class NotStarted(KafkaIntegrationError):
 
 class ConfigError(KafkaIntegrationError, ValueError):
     """The Kafka variables do not make a valid client configuration."""
+
+
+class AccessRefused(KafkaIntegrationError):
+    """The broker refused this client's TLS or SASL credentials: waiting will not help."""

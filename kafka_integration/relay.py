@@ -5,7 +5,9 @@ listening connection, so two instances of a service never interleave (per-key or
 the holder dies its connection closes, the lock is freed and another instance takes over.
 New rows wake the leader by NOTIFY; published ids are announced by NOTIFY so any instance can
 tell its waiting requests. The producer is idempotent (acks=all); on a Kafka error the batch is
-retried with a fresh producer after a backoff, so an outage only delays events.
+retried with a fresh producer after a backoff, so an outage only delays events. An authorization
+refusal (a topic this principal may not write) is retried the same way, since only an ACL fixes
+it and then every event goes out in order, but logged as an error and counted (`refused`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterable
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from kafka_integration.access import refusal, who
 from kafka_integration.config import KafkaSettings
 from kafka_integration.errors import NotStarted
 from kafka_integration.events import kafka_headers
@@ -45,6 +48,7 @@ class OutboxRelay:
         idle_poll_seconds: float = 1.0,
         max_backoff_seconds: float = 5.0,
         on_published: Callable[[int], object] | None = None,
+        on_refused: Callable[[int], object] | None = None,
     ) -> None:
         self._kafka = kafka
         self._db = db
@@ -53,12 +57,14 @@ class OutboxRelay:
         self._idle_poll = idle_poll_seconds
         self._max_backoff = max_backoff_seconds
         self._on_published = on_published
+        self._on_refused = on_refused
         self._wake = asyncio.Event()
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._producer: AIOKafkaProducer | None = None
         self.is_leader = False
         self.published = 0
+        self.refused = 0  # batches Kafka refused to this principal (authorization)
         # While leader, ids above `_lead_from` can only be published by this relay, so
         # wait_delivered can answer from `_recent` without asking the database.
         self._lead_from: int | None = None
@@ -195,7 +201,20 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Kafka unreachable or refusing: keep the rows, retry
-                log.warning("outbox relay: %d events wait for Kafka (%r)", len(rows), exc)
+                if refusal(exc):  # an ACL is missing: loud, counted; the rows wait, in order, for it
+                    self.refused += 1
+                    if self._on_refused is not None:
+                        self._on_refused(1)
+                    log.error(
+                        "outbox relay for %s: Kafka refuses %s: %r; %d events (and all behind them) "
+                        "stay in the outbox until an ACL allows the write",
+                        self._db.schema,
+                        who(self._kafka),
+                        exc,
+                        len(rows),
+                    )
+                else:
+                    log.warning("outbox relay: %d events wait for Kafka (%r)", len(rows), exc)
                 await self._drop_producer()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)

@@ -30,7 +30,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from kafka_integration import TopicSpec, ensure_topics
+from kafka_integration import TopicSpec, check_credentials, ensure_topics
 from materializer.deadletter import DeadLetter
 from materializer.engine import Engine, Outcome
 from materializer.errors import NotStarted, TopologyError
@@ -102,6 +102,7 @@ class Materializer:
         self.engine = Engine(self.topology, self.store)
         self._started = True
         try:
+            await check_credentials(self.settings.kafka)  # a refused password is not an outage
             await self._connect()
         except KafkaError as exc:
             # Kafka may be down: the tables are readable from the state as it stands, and the
