@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install infra infra-down lint bench clean
+.PHONY: run test test-secured install infra infra-down lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ run: install
 ## The whole suite, integration included, against real Kafka, PostgreSQL and SMTP.
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The system against a broker as production runs it (SASL_SSL, a principal per service, ACLs),
+## started on its own ports (KAFKA_SECURED_PORT, KAFKA_SECURED_CONTROLLER_PORT). Not in `make test`.
+test-secured: install
+	KAFKA_SECURITY=sasl_ssl $(PY) -m pytest tests/secured $(PYTEST_ARGS)
 
 infra: install
 	bash infra/up.sh

@@ -4,3 +4,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bash "$INFRA/smtp.sh" stop
 bash "$INFRA/postgres.sh" stop
 bash "$INFRA/kafka.sh" stop
+KAFKA_SECURITY=sasl_ssl bash "$INFRA/kafka.sh" stop  # the secured one of make test-secured

@@ -2,12 +2,22 @@
 # Apache Kafka in KRaft mode, one node as broker and controller, on 127.0.0.1.
 #   bash infra/kafka.sh fetch|start|stop|status
 # Jars come from Maven Central (infra/pom.xml); data lives in .run/kafka/ and survives a stop.
+#
+# KAFKA_SECURITY=sasl_ssl: a broker as production runs it instead (in .run/kafka-secured/, made
+# afresh at each start): TLS with a throwaway CA, SASL PLAIN and SCRAM-SHA-256/512, one principal
+# per service plus `admin`, and StandardAuthorizer ACLs from infra/kafka_acls.py. It writes
+# client.env (the variables a client sets) and credentials (one `user:password` a line).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PORT="${KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 LIBS="$INFRA/kafka-libs"
-DIR="$RUN/kafka"
+SECURITY="${KAFKA_SECURITY:-plaintext}"
+case "$SECURITY" in
+  plaintext) DIR="$RUN/kafka" ;;
+  sasl_ssl) DIR="$RUN/kafka-secured" ;;
+  *) echo "KAFKA_SECURITY must be plaintext or sasl_ssl, got '$SECURITY'" >&2; exit 2 ;;
+esac
 PID="$DIR/pid"
 
 fetch() {
@@ -37,6 +47,7 @@ PY
 }
 
 start() {
+  if [ "$SECURITY" = sasl_ssl ]; then secured_start; return; fi
   if pid_alive "$PID" && port_open "$PORT"; then
     log "kafka already running (pid $(cat "$PID")) on 127.0.0.1:$PORT"
     return 0
@@ -64,6 +75,16 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.cleaner.enable=true
 PROPS
+  log4j_config
+  if [ ! -f "$DIR/data/meta.properties" ]; then
+    local id; id=$(java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+    java -cp "$LIBS/*" kafka.tools.StorageTool format -g -t "$id" -c "$DIR/server.properties" >/dev/null
+  fi
+  launch ready
+}
+
+# log4j_config: the broker logs to $DIR/logs/server.log
+log4j_config() {
   cat > "$DIR/log4j2.properties" <<PROPS
 status = error
 appender.file.type = File
@@ -78,21 +99,135 @@ logger.kafka.level = INFO
 logger.state.name = state.change.logger
 logger.state.level = WARN
 PROPS
-  if [ ! -f "$DIR/data/meta.properties" ]; then
-    local id; id=$(java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
-    java -cp "$LIBS/*" kafka.tools.StorageTool format -g -t "$id" -c "$DIR/server.properties" >/dev/null
-  fi
+}
+
+# launch READY_CHECK: run the broker of $DIR/server.properties in the background until READY_CHECK passes
+launch() {
   setsid nohup java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
     -Djava.net.preferIPv4Stack=true \
     -Dlog4j2.configurationFile="$DIR/log4j2.properties" -Dkafka.logs.dir="$DIR/logs" \
     -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties" >"$DIR/logs/stdout.log" 2>&1 </dev/null &
   echo $! > "$PID"
-  if ! wait_for "${KAFKA_START_SECONDS:-180}" "kafka" ready; then
+  if ! wait_for "${KAFKA_START_SECONDS:-180}" "kafka" "$1"; then
     tail -20 "$DIR/logs/server.log" "$DIR/logs/stdout.log" >&2 || true
     return 1
   fi
-  log "kafka running (pid $(cat "$PID")) on 127.0.0.1:$PORT"
+  log "kafka running (pid $(cat "$PID")) on 127.0.0.1:$PORT ($SECURITY)"
+}
+
+# ---- KAFKA_SECURITY=sasl_ssl: TLS, SASL and ACLs (the principals and their rights: infra/kafka_acls.py)
+
+# The principals: admin (super user, also the broker's own), then one per service process.
+SECURED_USERS=(admin security customers orders notifications notifications-worker)
+
+secured_start() {
+  if pid_alive "$PID" && port_open "$PORT"; then
+    log "kafka (sasl_ssl) already running (pid $(cat "$PID")) on 127.0.0.1:$PORT"
+    return 0
+  fi
+  fetch
+  stop_pid "$PID" 30
+  rm -rf "$DIR"  # a throwaway cluster: new CA, passwords and data at each start
+  mkdir -p "$DIR/data" "$DIR/logs" "$DIR/tls"
+  chmod 700 "$DIR"
+  secured_certificates
+  secured_credentials
+  secured_properties
+  log4j_config
+  local id scram=()
+  id=$(java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+  while IFS=: read -r user password; do
+    scram+=(--add-scram "SCRAM-SHA-256=[name=$user,password=$password]")
+    scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$password]")
+  done < "$DIR/credentials"
+  java -cp "$LIBS/*" kafka.tools.StorageTool format -t "$id" -c "$DIR/server.properties" "${scram[@]}" >/dev/null
+  launch secured_ready
+  "$(python_bin)" "$INFRA/kafka_acls.py" apply "$DIR"
+  log "client settings in $DIR/client.env, passwords in $DIR/credentials"
+}
+
+# A CA and a broker certificate for 127.0.0.1/localhost, signed by it; PKCS12 keystore for Java.
+secured_certificates() {
+  local tls="$DIR/tls" pass; pass=$(openssl rand -hex 16)
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=kafka-and-python local CA" \
+    -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$tls/broker.key" -out "$tls/broker.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' > "$tls/ext"
+  openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 30 -extfile "$tls/ext" -out "$tls/broker.pem" 2>/dev/null
+  openssl pkcs12 -export -name broker -in "$tls/broker.pem" -inkey "$tls/broker.key" \
+    -certfile "$tls/ca.pem" -out "$tls/broker.p12" -passout "pass:$pass"
+  echo "$pass" > "$tls/keystore.password"
+  rm -f "$tls/ca.key" "$tls/broker.csr" "$tls/ext"  # nobody signs anything else with this CA
+}
+
+# One random password per principal, in $DIR/credentials (user:password); the client variables.
+secured_credentials() {
+  : > "$DIR/credentials"
+  chmod 600 "$DIR/credentials"
+  for user in "${SECURED_USERS[@]}"; do echo "$user:$(openssl rand -hex 16)" >> "$DIR/credentials"; done
+  cat > "$DIR/client.env" <<ENV
+BOOTSTRAP_SERVERS=127.0.0.1:$PORT
+SECURITY_PROTOCOL=SASL_SSL
+SASL_MECHANISM=SCRAM-SHA-512
+SSL_CAFILE=$DIR/tls/ca.pem
+KAFKA_TOPIC_PREFIX=${KAFKA_TOPIC_PREFIX:-}
+ENV
+}
+
+secured_password() { grep "^$1:" "$DIR/credentials" | cut -d: -f2; }
+
+secured_properties() {
+  local admin plain_users="" user keystore_pass
+  admin=$(secured_password admin)
+  keystore_pass=$(cat "$DIR/tls/keystore.password")
+  while IFS=: read -r user password; do plain_users+=" user_$user=\"$password\""; done < "$DIR/credentials"
+  cat > "$DIR/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=SASL_SSL://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=SASL_SSL://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.mechanism.inter.broker.protocol=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$admin"$plain_users;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$admin" user_admin="$admin";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$DIR/tls/broker.p12
+ssl.keystore.password=$keystore_pass
+ssl.key.password=$keystore_pass
+ssl.truststore.type=PEM
+ssl.truststore.location=$DIR/tls/ca.pem
+ssl.endpoint.identification.algorithm=https
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin
+allow.everyone.if.no.acl.found=false
+log.dirs=$DIR/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.cleaner.enable=true
+PROPS
+  chmod 600 "$DIR/server.properties"
+}
+
+secured_ready() {
+  port_open "$PORT" && "$(python_bin)" "$INFRA/kafka_acls.py" ready "$DIR" 2>/dev/null
 }
 
 stop() {

@@ -8,12 +8,15 @@
 - `python -m kafka_integration dead-letters list|republish ID|discard ID`: the dead letters.
 - `deliver_messages(timeout)`: the middleware that waits for a request's events before answering.
 - `TopicView`: a small compacted topic read whole into memory (what a service knows of others).
+- `check_credentials(settings)`: at start, a refused password or CA stops the process clearly.
 """
 
 from __future__ import annotations
 
+from kafka_integration.access import check_credentials, refusal
 from kafka_integration.config import KafkaSettings
 from kafka_integration.errors import (
+    AccessRefused,
     ConfigError,
     EventTooLarge,
     KafkaIntegrationError,
@@ -32,6 +35,7 @@ from kafka_integration.view import TopicView
 
 __all__ = [
     "RELAY",
+    "AccessRefused",
     "ConfigError",
     "Event",
     "EventTooLarge",
@@ -46,6 +50,7 @@ __all__ = [
     "TopicSpec",
     "TopicView",
     "UnitOfWork",
+    "check_credentials",
     "collect_pending",
     "deliver_messages",
     "encode",
@@ -53,6 +58,7 @@ __all__ = [
     "entity_event",
     "entity_events",
     "new_producer",
+    "refusal",
     "relay_context",
     "unit_of_work",
     "write_outbox",

@@ -1,10 +1,14 @@
-"""Kafka client settings from the seed's variables (BOOTSTRAP_SERVERS, SECURITY_PROTOCOL, ...)."""
+"""Kafka client settings from the seed's variables (BOOTSTRAP_SERVERS, SECURITY_PROTOCOL, ...).
+
+`client_kwargs()` is the one place a Kafka client of the project (producers, consumers, admin)
+gets its connection, TLS and SASL settings from: build every client with it."""
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
@@ -30,6 +34,7 @@ class KafkaSettings:
     sasl_mechanism: str = ""
     sasl_username: str = ""
     sasl_password: Secret = Secret("")
+    ssl_cafile: str = ""  # PEM file of the CA that signed the brokers' certificates; "": the system's
     client_id: str = "kafka-and-python"
     topic_prefix: str = ""
     replication_factor: int = 1
@@ -46,7 +51,7 @@ class KafkaSettings:
             mechanism = mechanism or "PLAIN"
             if mechanism not in _MECHANISMS:
                 raise ConfigError(f"SASL_MECHANISM must be one of {sorted(_MECHANISMS)}, got {mechanism!r}")
-            if not env_str(environ, "SASL_USERNAME"):
+            if not env_str(environ, "SASL_USERNAME") or not env_str(environ, "SASL_PASSWORD"):
                 raise ConfigError(f"SECURITY_PROTOCOL={protocol} needs SASL_USERNAME and SASL_PASSWORD")
         max_event_bytes = env_int(environ, "KAFKA_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES)
         if not 1024 <= max_event_bytes < _KAFKA_MAX_REQUEST:
@@ -54,12 +59,16 @@ class KafkaSettings:
                 f"KAFKA_MAX_EVENT_BYTES must be at least 1024 and under {_KAFKA_MAX_REQUEST}"
                 f" (Kafka's request limit), got {max_event_bytes}"
             )
+        cafile = env_str(environ, "SSL_CAFILE")
+        if cafile and not Path(cafile).is_file():
+            raise ConfigError(f"SSL_CAFILE={cafile!r} is not a readable file")
         return cls(
             bootstrap_servers=env_str(environ, "BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP),
             security_protocol=protocol,
             sasl_mechanism=mechanism,
             sasl_username=env_str(environ, "SASL_USERNAME"),
             sasl_password=Secret(env_str(environ, "SASL_PASSWORD")),
+            ssl_cafile=cafile,
             client_id=env_str(environ, "KAFKA_CLIENT_ID", client_id),
             topic_prefix=env_str(environ, "KAFKA_TOPIC_PREFIX"),
             replication_factor=env_int(environ, "KAFKA_REPLICATION_FACTOR", 1),
@@ -78,7 +87,7 @@ class KafkaSettings:
             "client_id": self.client_id,
         }
         if self.security_protocol in {"SSL", "SASL_SSL"}:
-            context: ssl.SSLContext = create_ssl_context()
+            context: ssl.SSLContext = create_ssl_context(cafile=self.ssl_cafile or None)
             kwargs["ssl_context"] = context
         if self.security_protocol.startswith("SASL_"):
             kwargs["sasl_mechanism"] = self.sasl_mechanism

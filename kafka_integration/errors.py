@@ -5,7 +5,8 @@ KafkaIntegrationError        any failure of this package
 ├── ConfigError              the Kafka variables do not make a valid client configuration
 ├── EventTooLarge            an event declared in a unit of work is over the size Kafka accepts
 ├── NoSuchDeadLetter         the dead-lettered event asked for is not there
-└── TopicMissing             a topic waited for does not exist
+├── TopicMissing             a topic waited for does not exist
+└── AccessRefused            the broker refused this client's TLS or SASL credentials
 """
 
 from __future__ import annotations
@@ -42,3 +43,7 @@ class NoSuchDeadLetter(KafkaIntegrationError, LookupError):
 
 class TopicMissing(KafkaIntegrationError, LookupError):
     """A topic that was waited for does not exist."""
+
+
+class AccessRefused(KafkaIntegrationError):
+    """The broker refused this client's TLS or SASL credentials: waiting will not help."""

@@ -21,6 +21,10 @@ What that means for per-key order: the events of a key after a dead-lettered one
 without it; consumers see the key jump from the event before to the one after. Values are full
 rows, so the key's latest state stays right. A dead letter re-published later (see
 deadletters.py) is sent after them, and becomes the key's latest state.
+
+An authorization refusal (a topic this principal may not write) is retriable in this sense: only
+an ACL fixes it, and then every event goes out in order; it is logged as an error and counted
+(`refused`, `on_refused`) so a missing ACL is never a silent stall.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from aiokafka.errors import (
     UnsupportedForMessageFormatError,
 )
 
+from kafka_integration.access import refusal, who
 from kafka_integration.config import KafkaSettings
 from kafka_integration.deadletters import bury
 from kafka_integration.errors import NotStarted
@@ -99,6 +104,7 @@ class OutboxRelay:
         max_backoff_seconds: float = 5.0,
         on_published: Callable[[int], object] | None = None,
         on_dead_lettered: Callable[[int], object] | None = None,
+        on_refused: Callable[[int], object] | None = None,
     ) -> None:
         self._kafka = kafka
         self._db = db
@@ -108,6 +114,7 @@ class OutboxRelay:
         self._max_backoff = max_backoff_seconds
         self._on_published = on_published
         self._on_dead_lettered = on_dead_lettered
+        self._on_refused = on_refused
         self._wake = asyncio.Event()
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -115,6 +122,7 @@ class OutboxRelay:
         self.is_leader = False
         self.published = 0
         self.dead_lettered = 0
+        self.refused = 0  # batches Kafka refused to this principal (authorization)
         # While leader, ids above `_lead_from` can only be published by this relay, so
         # wait_delivered can answer from `_recent` without asking the database.
         self._lead_from: int | None = None
@@ -258,7 +266,7 @@ class OutboxRelay:
                     dead.append((row, outcome))
                 else:  # Kafka unreachable or refusing for now: this one and all after it wait
                     waiting = rows[n:]
-                    log.warning("outbox relay: %d events wait for Kafka (%r)", len(waiting), outcome)
+                    self._wait_logged(outcome, len(waiting))
                     break
             if published or dead:
                 await bury(conn, [(r["id"], f"{type(e).__name__}: {e}") for r, e in dead], published)
@@ -271,6 +279,22 @@ class OutboxRelay:
                 backoff = min(backoff * 2, self._max_backoff)
             rows = waiting
         return settled
+
+    def _wait_logged(self, error: BaseException, waiting: int) -> None:
+        if refusal(error):  # an ACL is missing: loud, counted; the rows wait, in order, for it
+            self.refused += 1
+            if self._on_refused is not None:
+                self._on_refused(1)
+            log.error(
+                "outbox relay for %s: Kafka refuses %s: %r; %d events (and all behind them) "
+                "stay in the outbox until an ACL allows the write",
+                self._db.schema,
+                who(self._kafka),
+                error,
+                waiting,
+            )
+        else:
+            log.warning("outbox relay: %d events wait for Kafka (%r)", waiting, error)
 
     def _dead_lettered(self, dead: list[tuple[asyncpg.Record, BaseException]]) -> None:
         for row, error in dead:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from kafka_integration.config import KafkaSettings
 
@@ -44,11 +44,19 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
         if not missing:
             return []
         try:
-            await admin.create_topics(missing)
+            response = await admin.create_topics(missing)
         except TopicAlreadyExistsError:
-            pass  # another service created it in the meantime
-        names = [t.name for t in missing]
-        log.info("created topics %s", names)
+            return []  # another service created it in the meantime
+        names = []
+        for name, code, *detail in response.topic_errors:
+            if code == TopicAlreadyExistsError.errno:
+                continue
+            if code:  # e.g. an ACL lets another principal create it: its owner or an admin will
+                log.warning("topic %s not created: %s %s", name, for_code(code).__name__, detail[:1])
+                continue
+            names.append(name)
+        if names:
+            log.info("created topics %s", names)
         return names
     finally:
         await admin.close()

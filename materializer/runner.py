@@ -25,7 +25,7 @@ from typing import Literal
 
 from aiokafka.errors import KafkaError
 
-from kafka_integration import TopicMetadata, TopicSpec, ensure_topics
+from kafka_integration import TopicMetadata, TopicSpec, check_credentials, ensure_topics
 from materializer.engine import Engine
 from materializer.errors import NotStarted, TopologyError
 from materializer.runtime.counters import Counters
@@ -108,6 +108,7 @@ class Materializer:
         self.engine = Engine(self.topology, self.store)
         self._started = True
         try:
+            await check_credentials(self.settings.kafka)  # a refused password is not an outage
             await self._connect()
         except KafkaError as exc:
             # Kafka may be down: the tables are readable from the state as it stands, and the

@@ -32,6 +32,7 @@ from notifications import db, mailer, streams
 from notifications.config import Config, materializer_settings
 from notifications.db import Source as NotificationSource
 from notifications.notify import Notifier, SmtpUnavailable
+from servicekit.app import exit_on_refusal
 from servicekit.db import migrate, open_pool
 from servicekit.http import json_response
 from servicekit.metrics import metrics_text_of
@@ -337,4 +338,5 @@ def run_worker(config: Config) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve_worker(config, stop)
 
-    asyncio.run(main())
+    with exit_on_refusal():
+        asyncio.run(main())

@@ -3,8 +3,9 @@ Kafka topics, /health and /openapi.json. Each service's `create_app` adds its ro
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -13,9 +14,11 @@ from aiohttp.typedefs import Middleware
 
 from kafka_integration import (
     RELAY,
+    KafkaIntegrationError,
     KafkaSettings,
     OutboxRelay,
     TopicSpec,
+    check_credentials,
     deliver_messages,
     ensure_topics,
     relay_context,
@@ -96,6 +99,8 @@ def service_app(
     async def kafka_topics(app: web.Application) -> AsyncIterator[None]:
         # Kafka may be down at start: the outbox keeps events until it is back, so a failure
         # to create topics here is logged, not fatal (the relay publishes once Kafka answers).
+        # A broker that refuses our credentials is fatal: waiting would not change its mind.
+        await check_credentials(kafka)
         try:
             await ensure_topics(kafka, topic_specs)
         except Exception as exc:
@@ -115,6 +120,7 @@ def service_app(
                 app[DB_POOL],
                 on_published=metrics.events_published.inc,
                 on_dead_lettered=metrics.events_dead_lettered.inc,
+                on_refused=metrics.outbox_refused.inc,
             )
         )
     )
@@ -130,6 +136,7 @@ def service_app(
             "database": "ok",
             "outbox_backlog": await relay.backlog(),
             "relay_is_publisher": relay.is_leader,
+            "outbox_refused": relay.refused,  # batches refused by Kafka's ACLs (an error, logged)
         }
         revocations = request.app.get(REVOCATIONS)
         if revocations is not None:
@@ -162,4 +169,16 @@ _COMMON_OPERATIONS = [
 def run(app: web.Application, http: HttpSettings) -> None:
     """Run a service until SIGINT/SIGTERM, logging to stderr."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    web.run_app(app, host=http.host, port=http.port, print=None, access_log=None)
+    with exit_on_refusal():
+        web.run_app(app, host=http.host, port=http.port, print=None, access_log=None)
+
+
+@contextlib.contextmanager
+def exit_on_refusal() -> Iterator[None]:
+    """A Kafka refusal at start (wrong password, unknown CA) ends the process with its message
+    and exit status 2, not a traceback or a retry loop."""
+    try:
+        yield
+    except KafkaIntegrationError as exc:
+        log.critical("%s", exc)
+        raise SystemExit(2) from exc

@@ -44,6 +44,12 @@ class ServiceMetrics:
             ["service"],
             registry=self.registry,
         ).labels(**labels)
+        self.outbox_refused = Counter(
+            "outbox_refused",
+            "outbox batches Kafka refused to this service's principal (a missing ACL)",
+            ["service"],
+            registry=self.registry,
+        ).labels(**labels)
         self.outbox_backlog = Gauge(
             "outbox_backlog", "events committed but not yet in Kafka", ["service"], registry=self.registry
         ).labels(**labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,17 @@ def test_plaintext_by_default_has_no_sasl_or_ssl() -> None:
 def test_invalid_settings_are_refused_with_a_clear_error(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         KafkaSettings.from_env(env)
+
+
+def test_ssl_cafile_names_the_ca_that_signed_the_brokers(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate")
+    with pytest.raises(ssl.SSLError):  # the file is really loaded, not just stored
+        KafkaSettings.from_env({**SEED_PRIVATE_ENV, "SSL_CAFILE": str(ca)}).client_kwargs()
+    with pytest.raises(ConfigError, match="SSL_CAFILE"):
+        KafkaSettings.from_env({**SEED_PRIVATE_ENV, "SSL_CAFILE": str(tmp_path / "missing.pem")})
+
+
+def test_a_sasl_username_without_a_password_is_refused() -> None:
+    with pytest.raises(ConfigError, match="SASL_PASSWORD"):
+        KafkaSettings.from_env({**SEED_PRIVATE_ENV, "SASL_PASSWORD": ""})
