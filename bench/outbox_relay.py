@@ -24,7 +24,7 @@ from kafka_integration import (
     new_producer,
     write_outbox,
 )
-from servicekit.db import DatabaseSettings, migrate, open_pool
+from servicekit.db import DatabaseSettings, connect, migrate, open_pool
 from tests.support import start_infra
 
 
@@ -80,7 +80,7 @@ async def main() -> None:
         for start in range(0, len(events), 5000):
             async with pool.acquire() as conn, conn.transaction():
                 await write_outbox(conn, events[start : start + 5000])
-        relay = OutboxRelay(kafka, db, pool)
+        relay = OutboxRelay(kafka, pool, schema=db.schema, connect=lambda: connect(db))
         started = time.perf_counter()
         await relay.start()
         while relay.published < len(events):

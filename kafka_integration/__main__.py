@@ -15,10 +15,11 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+import asyncpg
+
 from kafka_integration import deadletters
+from kafka_integration.encoding import dumps
 from kafka_integration.errors import NoSuchDeadLetter
-from servicekit.db import DatabaseSettings, connect
-from servicekit.encoding import dumps
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +38,12 @@ async def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if not environ.get("DATABASE_SCHEMA"):
         print("DATABASE_SCHEMA must name the service's schema (e.g. orders)", file=sys.stderr)
         return 2
-    conn = await connect(DatabaseSettings.from_env(environ, schema=environ["DATABASE_SCHEMA"]))
+    if not environ.get("DATABASE_URL"):
+        print("DATABASE_URL must name the service's database", file=sys.stderr)
+        return 2
+    conn = await asyncpg.connect(
+        environ["DATABASE_URL"], server_settings={"search_path": environ["DATABASE_SCHEMA"]}
+    )
     try:
         if args.action == "list":
             for row in await deadletters.listing(conn):

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
+from kafka_integration.env import Secret, env_int, env_str
 from kafka_integration.errors import ConfigError
-from servicekit.config import Secret, env_int, env_str
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 # Kafka's default request limit (and the producer's max_request_size) is 1 MiB; an event is

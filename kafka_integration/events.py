@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from servicekit.encoding import dumps
+from kafka_integration.encoding import dumps
 
 SCHEMA_VERSION = "1"
 ACTIONS = ("created", "updated", "destroyed")

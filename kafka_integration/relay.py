@@ -34,7 +34,7 @@ import collections
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -55,7 +55,6 @@ from kafka_integration.errors import NotStarted
 from kafka_integration.events import kafka_headers
 from kafka_integration.outbox import done_channel, wake_channel
 from kafka_integration.producer import new_producer
-from servicekit.db import DatabaseSettings, connect
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +95,10 @@ class OutboxRelay:
     def __init__(
         self,
         kafka: KafkaSettings,
-        db: DatabaseSettings,
         pool: asyncpg.Pool,
         *,
+        schema: str,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
         batch_size: int = 2000,
         idle_poll_seconds: float = 1.0,
         max_backoff_seconds: float = 5.0,
@@ -107,7 +107,8 @@ class OutboxRelay:
         on_refused: Callable[[int], object] | None = None,
     ) -> None:
         self._kafka = kafka
-        self._db = db
+        self._schema = schema
+        self._connect = connect  # one connection of its own (LISTEN and the session lock)
         self._pool = pool
         self._batch_size = batch_size
         self._idle_poll = idle_poll_seconds
@@ -130,7 +131,7 @@ class OutboxRelay:
         self._recent_order: collections.deque[int] = collections.deque()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._db.schema}")
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -212,11 +213,11 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         backoff = 0.2
-        schema = self._db.schema
+        schema = self._schema
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await connect(self._db)
+                conn = await self._connect()
                 await conn.add_listener(wake_channel(schema), self._on_wake)
                 await conn.add_listener(done_channel(schema), self._on_done)
                 while not await conn.fetchval(
@@ -288,7 +289,7 @@ class OutboxRelay:
             log.error(
                 "outbox relay for %s: Kafka refuses %s: %r; %d events (and all behind them) "
                 "stay in the outbox until an ACL allows the write",
-                self._db.schema,
+                self._schema,
                 who(self._kafka),
                 error,
                 waiting,
@@ -317,7 +318,7 @@ class OutboxRelay:
         for start in range(0, len(ids), _NOTIFY_IDS_PER_MESSAGE):
             chunk = ids[start : start + _NOTIFY_IDS_PER_MESSAGE]
             await conn.execute(
-                "SELECT pg_notify($1, $2)", done_channel(self._db.schema), ",".join(map(str, chunk))
+                "SELECT pg_notify($1, $2)", done_channel(self._schema), ",".join(map(str, chunk))
             )
         self._remember(ids)
         self._resolve(ids)

@@ -25,7 +25,7 @@ from kafka_integration import (
 )
 from servicekit.auth import REVOCATIONS, REVOCATIONS_TOPIC, AuthSettings, auth_middleware, revocations_context
 from servicekit.config import env_float, env_int, env_str
-from servicekit.db import DatabaseSettings, migrate, open_pool
+from servicekit.db import DatabaseSettings, connect, migrate, open_pool
 from servicekit.http import (
     MAX_BODY_BYTES,
     error_middleware,
@@ -116,8 +116,9 @@ def service_app(
         relay_context(
             lambda app: OutboxRelay(
                 kafka,
-                db,
                 app[DB_POOL],
+                schema=db.schema,
+                connect=lambda: connect(db),
                 on_published=metrics.events_published.inc,
                 on_dead_lettered=metrics.events_dead_lettered.inc,
                 on_refused=metrics.outbox_refused.inc,

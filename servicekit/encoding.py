@@ -1,18 +1,7 @@
-"""One JSON encoding for answers and events: orjson, datetimes in ISO 8601 UTC, decimals exact."""
+"""One JSON encoding for answers and events (`kafka_integration.encoding`, re-exported here)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
+from kafka_integration.encoding import dumps
 
-import orjson
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z)
+__all__ = ["dumps"]

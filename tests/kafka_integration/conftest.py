@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from kafka_integration import KafkaSettings, OutboxRelay
-from servicekit.db import DatabaseSettings, migrate, open_pool
+from servicekit.db import DatabaseSettings, connect, migrate, open_pool
 
 
 @pytest.fixture
@@ -27,6 +27,8 @@ def make_relay(
 
     def make(**options: Any) -> OutboxRelay:
         db = DatabaseSettings.from_env(test_env, schema="unused")
-        return OutboxRelay(kafka, db, pool, idle_poll_seconds=0.2, **options)
+        return OutboxRelay(
+            kafka, pool, schema=db.schema, connect=lambda: connect(db), idle_poll_seconds=0.2, **options
+        )
 
     return make
