@@ -52,6 +52,9 @@ start() {
     log "kafka already running (pid $(cat "$PID")) on 127.0.0.1:$PORT"
     return 0
   fi
+  if ! wait_for 30 "port $PORT to be free (a broker we did not start, or one still stopping?)" port_free "$PORT"; then
+    return 1
+  fi
   fetch
   mkdir -p "$DIR/data" "$DIR/logs"
   cat > "$DIR/server.properties" <<PROPS
@@ -232,6 +235,9 @@ secured_ready() {
 
 stop() {
   stop_pid "$PID" 30
+  # the next start binds the same ports: make sure nothing holds them any more
+  wait_for 30 "kafka's port $PORT to be released" port_free "$PORT" || true
+  wait_for 30 "kafka's controller port $CONTROLLER_PORT to be released" port_free "$CONTROLLER_PORT" || true
   log "kafka stopped"
 }
 

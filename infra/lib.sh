@@ -38,8 +38,14 @@ stop_pid() {
   local pid; pid=$(cat "$file")
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + seconds))
+  local killed=0
   while kill -0 "$pid" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.5; break; fi
+    if [ $SECONDS -ge $deadline ]; then
+      [ $killed = 1 ] && { log "pid $pid still there 10 s after SIGKILL"; break; }
+      kill -KILL "$pid" 2>/dev/null || true
+      killed=1
+      deadline=$((SECONDS + 10))  # a killed process takes a moment to release its ports
+    fi
     sleep 0.2
   done
   rm -f "$file"
@@ -47,4 +53,9 @@ stop_pid() {
 
 python_bin() {
   if [ -x "$ROOT/.venv/bin/python" ]; then echo "$ROOT/.venv/bin/python"; else echo python3; fi
+}
+
+# port_free PORT: nothing listens on 127.0.0.1:PORT any more
+port_free() {
+  ! port_open "$1"
 }

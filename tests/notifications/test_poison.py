@@ -16,7 +16,7 @@ from notifications.app import create_app
 from notifications.config import Config
 from notifications.mailer import SmtpSettings, Uncomposable, compose
 from notifications.notify import Notifier
-from notifications.worker import Senders
+from notifications.senders import Senders
 from servicekit.db import DatabaseSettings, migrate, open_pool
 from tests.support import Tokens, mails, unique, wait_for_mails, wait_until
 
