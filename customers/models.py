@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from servicekit.fields import STRICT, Changes, Email, Id, Text
+from servicekit.fields import STRICT, Changes, Email, Id, Text, Wrapped
 
 
 class OrganizationFields(BaseModel):
@@ -14,7 +14,7 @@ class OrganizationFields(BaseModel):
     name: Text
 
 
-class OrganizationBody(BaseModel):
+class OrganizationBody(Wrapped):
     """`{"organization": {"name": "SuperCompany"}}`"""
 
     model_config = STRICT
@@ -32,7 +32,7 @@ class CustomerFields(BaseModel):
     organization_id: Id | None = None
 
 
-class CustomerBody(BaseModel):
+class CustomerBody(Wrapped):
     """`{"customer": {"name": "John", "last_name": "Do", "email": "jdo@gmail.com"}}`"""
 
     model_config = STRICT
@@ -46,7 +46,7 @@ class CustomerChanges(Changes):
     organization_id: Id | None = None  # a new owner (a member of both, or an admin)
 
 
-class CustomerUpdateBody(BaseModel):
+class CustomerUpdateBody(Wrapped):
     model_config = STRICT
     customer: CustomerChanges
 
@@ -56,7 +56,7 @@ class InviteFields(BaseModel):
     customer_id: Id
 
 
-class InviteBody(BaseModel):
+class InviteBody(Wrapped):
     """`{"invite": {"customer_id": 10}}` (the seed's organization_associations params)"""
 
     model_config = STRICT

@@ -13,13 +13,26 @@ from __future__ import annotations
 from aiohttp import web
 
 from customers import db
-from customers.models import AssociationMove, CustomerBody, CustomerUpdateBody, InviteBody, OrganizationBody
+from customers.models import (
+    AssociationMove,
+    Customer,
+    CustomerBody,
+    CustomerUpdateBody,
+    InviteBody,
+    Organization,
+    OrganizationAssociation,
+    OrganizationBody,
+)
 from servicekit.app import DB_POOL
 from servicekit.auth import Principal, principal
 from servicekit.errors import Forbidden, ValidationFailed
-from servicekit.http import json_response, page, path_id, read_model
+from servicekit.http import json_response, path_id
+from servicekit.pages import PageQuery, page_response
+from servicekit.routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
+ASSOCIATIONS = "/organizations/{id}/organization_associations"
+ASSOCIATION = ASSOCIATIONS + "/{association_id}"
 
 
 def _owner_of_new_customer(who: Principal, given: int | None) -> int | None:
@@ -60,38 +73,43 @@ def _customer_writer(who: Principal, new_owner: int | None = None) -> db.Authori
     return authorize
 
 
-@routes.post("/organizations")
-async def create_organization(request: web.Request) -> web.Response:
+@routes.post(
+    "/organizations", "create an organization (admin)", body=OrganizationBody, answer=Organization, status=201
+)
+async def create_organization(request: web.Request, body: OrganizationBody) -> web.Response:
     principal(request).require_admin()
-    body = await read_model(request, OrganizationBody)
     row = await db.create_organization(request.app[DB_POOL], body.organization.name)
     return json_response(row, status=201)
 
 
-@routes.get("/organizations")
-async def list_organizations(request: web.Request) -> web.Response:
-    after, limit = page(request)
-    rows = await db.list_organizations(request.app[DB_POOL], after, limit, principal(request).readable())
-    return json_response(rows)
+@routes.get("/organizations", "list organizations", query=PageQuery, answer=Organization, paged=True)
+async def list_organizations(request: web.Request, query: PageQuery) -> web.Response:
+    only = principal(request).readable()
+    rows = await db.list_organizations(request.app[DB_POOL], query.after, query.limit, only)
+    return page_response(request, rows, query.limit)
 
 
-@routes.get("/organizations/{id}")
+@routes.get("/organizations/{id}", "one organization", answer=Organization)
 async def get_organization(request: web.Request) -> web.Response:
     org_id = path_id(request)
     principal(request).require_read(org_id)
     return json_response(await db.get_organization(request.app[DB_POOL], org_id))
 
 
-@routes.put("/organizations/{id}")
-@routes.patch("/organizations/{id}")
-async def update_organization(request: web.Request) -> web.Response:
+@routes.put("/organizations/{id}", "rename an organization", body=OrganizationBody, answer=Organization)
+@routes.patch(
+    "/organizations/{id}",
+    "rename an organization",
+    body=OrganizationBody,
+    answer=Organization,
+)
+async def update_organization(request: web.Request, body: OrganizationBody) -> web.Response:
     org_id = path_id(request)
     principal(request).require_write(org_id)
-    body = await read_model(request, OrganizationBody)
     return json_response(await db.update_organization(request.app[DB_POOL], org_id, body.organization.name))
 
 
-@routes.delete("/organizations/{id}")
+@routes.delete("/organizations/{id}", "delete an organization (admin)", status=204, errors=(409,))
 async def delete_organization(request: web.Request) -> web.Response:
     org_id = path_id(request)
     principal(request).require_admin()
@@ -99,65 +117,83 @@ async def delete_organization(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/customers")
-async def create_customer(request: web.Request) -> web.Response:
+@routes.post("/customers", "create a customer", body=CustomerBody, answer=Customer, status=201)
+async def create_customer(request: web.Request, body: CustomerBody) -> web.Response:
     who = principal(request)
     if not who.admin and "member" not in who.orgs.values():
         raise Forbidden("creating a customer needs a member of its organization (or an administrator)")
-    fields = (await read_model(request, CustomerBody)).customer.model_dump()
+    fields = body.customer.model_dump()
     fields["organization_id"] = _owner_of_new_customer(who, fields["organization_id"])
     row = await db.create_customer(request.app[DB_POOL], fields)
     return json_response(row, status=201)
 
 
-@routes.get("/customers")
-async def list_customers(request: web.Request) -> web.Response:
-    after, limit = page(request)
+@routes.get("/customers", "list customers", query=PageQuery, answer=Customer, paged=True)
+async def list_customers(request: web.Request, query: PageQuery) -> web.Response:
     only = principal(request).readable()
-    return json_response(await db.list_customers(request.app[DB_POOL], after, limit, only))
+    rows = await db.list_customers(request.app[DB_POOL], query.after, query.limit, only)
+    return page_response(request, rows, query.limit)
 
 
-@routes.get("/customers/{id}")
+@routes.get("/customers/{id}", "one customer", answer=Customer)
 async def get_customer(request: web.Request) -> web.Response:
     only = principal(request).readable()
     return json_response(await db.get_customer(request.app[DB_POOL], path_id(request), only))
 
 
-@routes.put("/customers/{id}")
-@routes.patch("/customers/{id}")
-async def update_customer(request: web.Request) -> web.Response:
+@routes.put("/customers/{id}", "change a customer", body=CustomerUpdateBody, answer=Customer)
+@routes.patch(
+    "/customers/{id}",
+    "change a customer",
+    body=CustomerUpdateBody,
+    answer=Customer,
+)
+async def update_customer(request: web.Request, body: CustomerUpdateBody) -> web.Response:
     customer_id = path_id(request)
-    body = await read_model(request, CustomerUpdateBody)
     changes = body.customer.model_dump(exclude_unset=True)
     authorize = _customer_writer(principal(request), changes.get("organization_id"))
     return json_response(await db.update_customer(request.app[DB_POOL], customer_id, changes, authorize))
 
 
-@routes.delete("/customers/{id}")
+@routes.delete("/customers/{id}", "delete a customer", status=204, errors=(409,))
 async def delete_customer(request: web.Request) -> web.Response:
     customer_id = path_id(request)
     await db.delete_customer(request.app[DB_POOL], customer_id, _customer_writer(principal(request)))
     return web.Response(status=204)
 
 
-@routes.post("/organizations/{id}/organization_associations")
-async def invite(request: web.Request) -> web.Response:
+@routes.post(
+    ASSOCIATIONS,
+    "invite a customer (pending)",
+    body=InviteBody,
+    answer=OrganizationAssociation,
+    status=201,
+    tag="invitations",
+    errors=(409,),
+)
+async def invite(request: web.Request, body: InviteBody) -> web.Response:
     org_id = path_id(request)
     principal(request).require_write(org_id)
-    body = await read_model(request, InviteBody)
     row = await db.invite(request.app[DB_POOL], org_id, body.invite.customer_id)
     return json_response(row, status=201)
 
 
-@routes.get("/organizations/{id}/organization_associations")
-async def list_associations(request: web.Request) -> web.Response:
+@routes.get(
+    ASSOCIATIONS,
+    "list an organization's invitations",
+    query=PageQuery,
+    answer=OrganizationAssociation,
+    paged=True,
+    tag="invitations",
+)
+async def list_associations(request: web.Request, query: PageQuery) -> web.Response:
     org_id = path_id(request)
     principal(request).require_read(org_id)
-    after, limit = page(request)
-    return json_response(await db.list_associations(request.app[DB_POOL], org_id, after, limit))
+    rows = await db.list_associations(request.app[DB_POOL], org_id, query.after, query.limit)
+    return page_response(request, rows, query.limit)
 
 
-@routes.get("/organizations/{id}/organization_associations/{association_id}")
+@routes.get(ASSOCIATION, "one invitation", answer=OrganizationAssociation, tag="invitations")
 async def get_association(request: web.Request) -> web.Response:
     org_id = path_id(request)
     principal(request).require_read(org_id)
@@ -165,24 +201,47 @@ async def get_association(request: web.Request) -> web.Response:
     return json_response(await db.get_association(request.app[DB_POOL], org_id, association_id))
 
 
-@routes.put("/organizations/{id}/organization_associations/{association_id}")
-@routes.patch("/organizations/{id}/organization_associations/{association_id}")
-async def move_association(request: web.Request) -> web.Response:
+_MOVE = "accept (state ready) or reject (state rejected) a pending invitation"
+
+
+@routes.put(
+    ASSOCIATION, _MOVE, body=AssociationMove, answer=OrganizationAssociation, tag="invitations", errors=(409,)
+)
+@routes.patch(
+    ASSOCIATION,
+    _MOVE,
+    body=AssociationMove,
+    answer=OrganizationAssociation,
+    tag="invitations",
+    errors=(409,),
+)
+async def move_association(request: web.Request, body: AssociationMove) -> web.Response:
     org_id = path_id(request)
     association_id = path_id(request, "association_id")
-    body = await read_model(request, AssociationMove)
     authorize = _customer_writer(principal(request))
     return json_response(
         await db.move_association(request.app[DB_POOL], org_id, association_id, body.state, authorize)
     )
 
 
-@routes.post("/organizations/{id}/organization_associations/{association_id}/accept")
+@routes.post(
+    ASSOCIATION + "/accept",
+    "pending -> ready",
+    answer=OrganizationAssociation,
+    tag="invitations",
+    errors=(409,),
+)
 async def accept(request: web.Request) -> web.Response:
     return await _move(request, "ready")
 
 
-@routes.post("/organizations/{id}/organization_associations/{association_id}/reject")
+@routes.post(
+    ASSOCIATION + "/reject",
+    "pending -> rejected",
+    answer=OrganizationAssociation,
+    tag="invitations",
+    errors=(409,),
+)
 async def reject(request: web.Request) -> web.Response:
     return await _move(request, "rejected")
 
@@ -196,7 +255,7 @@ async def _move(request: web.Request, state: str) -> web.Response:
     )
 
 
-@routes.delete("/organizations/{id}/organization_associations/{association_id}")
+@routes.delete(ASSOCIATION, "delete an invitation", status=204, tag="invitations")
 async def delete_association(request: web.Request) -> web.Response:
     org_id = path_id(request)
     principal(request).require_write(org_id)

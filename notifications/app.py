@@ -9,34 +9,9 @@ from aiohttp import web
 from materializer import Materializer
 from notifications import streams
 from notifications.config import Config, materializer_settings
-from notifications.models import MailBody, Notification, TemplateBody
 from notifications.notify import Notifier
 from notifications.views import MATERIALIZER, NOTIFIER, routes
 from servicekit.app import DB_POOL, service_app
-from servicekit.openapi import Operation
-
-OPERATIONS = [
-    Operation("POST", "/mails", "send one email from a template", MailBody, None, 201),
-    Operation(
-        "GET",
-        "/notifications",
-        "notifications sent, with status (?status=&after=&limit=)",
-        None,
-        Notification,
-    ),
-    Operation("GET", "/notifications/{id}", "one notification", None, Notification),
-    Operation("GET", "/templates/{code}", "a template", None, TemplateBody),
-    Operation("GET", "/tables", "the materialized tables and their sizes"),
-    Operation("GET", "/tables/{table}", "rows of a table (?after_key=&limit=), as ksqlDB's pull queries"),
-    Operation("GET", "/tables/{table}/{key}", "one row of a table by key"),
-    Operation(
-        "PUT",
-        "/templates/{code}",
-        "store a template or an organization's override",
-        TemplateBody,
-        TemplateBody,
-    ),
-]
 
 
 def create_app(config: Config) -> web.Application:
@@ -47,7 +22,6 @@ def create_app(config: Config) -> web.Application:
         kafka=config.kafka,
         migrations=["notifications"],
         topics=[],
-        operations=OPERATIONS,
         routes=routes,
         auth=config.auth,
     )

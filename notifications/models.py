@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from servicekit.fields import STRICT, Email, LongText, Text, printable
+from servicekit.pages import PageQuery
 
 # A template's code (`invoice_created`); an organization's override is stored as
 # `<tenant>-<organization id>-<code>` (templates.py), never asked for by that name in a mail.
@@ -45,3 +46,30 @@ class Notification(BaseModel):
     args: dict[str, Any]
     created_at: str
     sent_at: str | None
+
+
+class MailSent(BaseModel):
+    message: str
+    offset: int
+
+
+class Template(TemplateBody):
+    code: str
+
+
+class Table(BaseModel):
+    name: str
+    rows: int
+
+
+class TableRow(BaseModel):
+    """A row of a materialized table: its key and the latest value's fields."""
+
+    model_config = ConfigDict(extra="allow")
+    key: str
+
+
+class NotificationQuery(PageQuery):
+    """`?status=&after=&limit=`"""
+
+    status: Literal["created", "sending", "sent", "failed"] | None = None

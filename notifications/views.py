@@ -17,23 +17,32 @@ from aiohttp import web
 from materializer import Materializer
 from notifications import db, streams, templates
 from notifications.db import Source
-from notifications.models import MailBody, TemplateBody
+from notifications.models import (
+    MailBody,
+    MailSent,
+    Notification,
+    NotificationQuery,
+    Table,
+    TableRow,
+    Template,
+    TemplateBody,
+)
 from notifications.notify import Notifier, SmtpUnavailable
 from servicekit.app import DB_POOL
 from servicekit.auth import Principal, principal
 from servicekit.errors import Forbidden, NotFound, Unavailable, ValidationFailed
-from servicekit.http import json_response, page, path_id, read_model
+from servicekit.http import json_response, path_id
+from servicekit.pages import KeyPageQuery, page_response
+from servicekit.routes import Routes
 
 NOTIFIER = web.AppKey("notifications.notifier", Notifier)
 MATERIALIZER = web.AppKey("notifications.materializer", Materializer)
-STATUSES = ("created", "sending", "sent", "failed")
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 
-@routes.post("/mails")
-async def send_mail(request: web.Request) -> web.Response:
-    body = await read_model(request, MailBody)
+@routes.post("/mails", "send one email from a template", body=MailBody, answer=MailSent, status=201)
+async def send_mail(request: web.Request, body: MailBody) -> web.Response:
     who = principal(request)
     if body.organization_id is None:
         who.require_admin()
@@ -63,17 +72,20 @@ async def send_mail(request: web.Request) -> web.Response:
     return json_response({"message": "sent", "offset": offset}, status=201)
 
 
-@routes.get("/notifications")
-async def list_notifications(request: web.Request) -> web.Response:
-    after, limit = page(request)
-    status = request.query.get("status")
-    if status is not None and status not in STATUSES:
-        raise ValidationFailed.one("status", f"must be one of {', '.join(STATUSES)}")
+@routes.get(
+    "/notifications",
+    "notifications sent, with their status",
+    query=NotificationQuery,
+    answer=Notification,
+    paged=True,
+)
+async def list_notifications(request: web.Request, query: NotificationQuery) -> web.Response:
     only = principal(request).readable()
-    return json_response(await db.list_notifications(request.app[DB_POOL], after, limit, status, only))
+    rows = await db.list_notifications(request.app[DB_POOL], query.after, query.limit, query.status, only)
+    return page_response(request, rows, query.limit)
 
 
-@routes.get("/notifications/{id}")
+@routes.get("/notifications/{id}", "one notification", answer=Notification)
 async def get_notification(request: web.Request) -> web.Response:
     row = await db.get_notification(request.app[DB_POOL], path_id(request))
     if row is None:
@@ -86,7 +98,7 @@ async def get_notification(request: web.Request) -> web.Response:
     return json_response(row)
 
 
-@routes.get("/templates/{code}")
+@routes.get("/templates/{code}", "a template", answer=Template, text_params=("code",))
 async def get_template(request: web.Request) -> web.Response:
     code = templates.checked_code(request.match_info["code"])
     org_id = templates.override_organization(code, request.app[NOTIFIER].tenant)
@@ -103,8 +115,14 @@ async def get_template(request: web.Request) -> web.Response:
     )
 
 
-@routes.put("/templates/{code}")
-async def put_template(request: web.Request) -> web.Response:
+@routes.put(
+    "/templates/{code}",
+    "store a template or an organization's override",
+    body=TemplateBody,
+    answer=Template,
+    text_params=("code",),
+)
+async def put_template(request: web.Request, body: TemplateBody) -> web.Response:
     """Store a template; an organization's override is `PUT /templates/<tenant>-<org id>-<code>`."""
     code = templates.checked_code(request.match_info["code"])
     who = principal(request)
@@ -113,7 +131,6 @@ async def put_template(request: web.Request) -> web.Response:
         who.require_admin()
     else:
         who.require_write(org_id)
-    body = await read_model(request, TemplateBody)
     await templates.save(
         request.app[DB_POOL], templates.Template(code, body.subject, body.text_body, body.html_body)
     )
@@ -141,28 +158,36 @@ def _table_name(request: web.Request) -> str:
     return name
 
 
-@routes.get("/tables")
+@routes.get("/tables", "the materialized tables and their sizes", answer=Table, paged=True)
 async def list_tables(request: web.Request) -> web.Response:
     materializer = request.app[MATERIALIZER]
-    return json_response([{"name": name, "rows": len(materializer.table(name))} for name in streams.TABLES])
+    tables = [{"name": name, "rows": len(materializer.table(name))} for name in streams.TABLES]
+    return page_response(request, tables, 0)
 
 
-@routes.get("/tables/{table}")
-async def table_rows(request: web.Request) -> web.Response:
+@routes.get(
+    "/tables/{table}",
+    "rows of a table by key, as ksqlDB's pull queries",
+    query=KeyPageQuery,
+    answer=TableRow,
+    paged=True,
+    text_params=("table",),
+)
+async def table_rows(request: web.Request, query: KeyPageQuery) -> web.Response:
     name = _table_name(request)
-    _, limit = page(request)
-    after = request.query.get("after_key", "")
     who = principal(request)
     rows: list[dict[str, Any]] = []
     for key, row in request.app[MATERIALIZER].table(name).items():
-        if len(rows) >= limit:
+        if len(rows) >= query.limit:
             break
-        if key > after and _readable(who, name, key, row):
+        if key > query.after and _readable(who, name, key, row):
             rows.append({"key": key, **row})
-    return json_response(rows)
+    return page_response(request, rows, query.limit, lambda row: row["key"])
 
 
-@routes.get("/tables/{table}/{key}")
+@routes.get(
+    "/tables/{table}/{key}", "one row of a table by key", answer=TableRow, text_params=("table", "key")
+)
 async def table_row(request: web.Request) -> web.Response:
     name = _table_name(request)
     key = request.match_info["key"]

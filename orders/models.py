@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
-from servicekit.fields import STRICT, Changes, Id, Text
+from servicekit.fields import STRICT, Changes, Id, Text, Wrapped
 
 MAX_ITEMS = 200
 MAX_TOTAL = Decimal("99999999999.99")
@@ -65,13 +65,6 @@ Moment = Annotated[datetime, BeforeValidator(_moment)]
 Quantity = Annotated[int, Field(gt=0, le=1_000_000)]
 
 
-def _unwrap(name: str, data: Any) -> Any:
-    """Take `{"<name>": {...}}` or the same fields flat, as the seed's curl sends them."""
-    if isinstance(data, dict) and name not in data:
-        return {name: data}
-    return data
-
-
 class ItemFields(BaseModel):
     model_config = STRICT
     quantity: Quantity
@@ -87,18 +80,16 @@ class ItemChanges(Changes):
     amount: Amount | None = None
 
 
-class ItemBody(BaseModel):
+class ItemBody(Wrapped):
     """`{"item": {"quantity": 2, "description": "Widget", "code": "W-1", "amount": 19.99}}`"""
 
     model_config = STRICT
     item: ItemFields
-    _flat = model_validator(mode="before")(lambda data: _unwrap("item", data))
 
 
-class ItemUpdateBody(BaseModel):
+class ItemUpdateBody(Wrapped):
     model_config = STRICT
     item: ItemChanges
-    _flat = model_validator(mode="before")(lambda data: _unwrap("item", data))
 
 
 class OrderFields(BaseModel):
@@ -118,12 +109,11 @@ class OrderFields(BaseModel):
         return self
 
 
-class OrderBody(BaseModel):
+class OrderBody(Wrapped):
     """The seed's flat body (`{"po": "po002", "organization_id": 13, ...}`) or `{"order": {...}}`."""
 
     model_config = STRICT
     order: OrderFields
-    _flat = model_validator(mode="before")(lambda data: _unwrap("order", data))
 
 
 class InvoiceChanges(Changes):
@@ -141,10 +131,9 @@ class OrderChanges(InvoiceChanges):
     customer_id: Id | None = None
 
 
-class OrderUpdateBody(BaseModel):
+class OrderUpdateBody(Wrapped):
     model_config = STRICT
     order: OrderChanges
-    _flat = model_validator(mode="before")(lambda data: _unwrap("order", data))
 
 
 class InvoiceFields(BaseModel):
@@ -152,18 +141,16 @@ class InvoiceFields(BaseModel):
     order_id: Id
 
 
-class InvoiceBody(BaseModel):
+class InvoiceBody(Wrapped):
     """`{"invoice": {"order_id": 1}}` or `{"order_id": 1}`: the invoice of an existing order."""
 
     model_config = STRICT
     invoice: InvoiceFields
-    _flat = model_validator(mode="before")(lambda data: _unwrap("invoice", data))
 
 
-class InvoiceUpdateBody(BaseModel):
+class InvoiceUpdateBody(Wrapped):
     model_config = STRICT
     invoice: InvoiceChanges
-    _flat = model_validator(mode="before")(lambda data: _unwrap("invoice", data))
 
 
 class Item(BaseModel):

@@ -12,19 +12,32 @@ from aiohttp import web
 
 from orders import db
 from orders.db import INVOICE, ORDER, Kind, Row
-from orders.models import InvoiceBody, InvoiceUpdateBody, ItemBody, ItemUpdateBody, OrderBody, OrderUpdateBody
+from orders.models import (
+    Invoice,
+    InvoiceBody,
+    InvoiceUpdateBody,
+    Item,
+    ItemBody,
+    ItemUpdateBody,
+    Order,
+    OrderBody,
+    OrderUpdateBody,
+)
 from orders.parties import PARTIES
 from servicekit.app import DB_POOL
 from servicekit.auth import Principal, principal
 from servicekit.errors import Conflict
-from servicekit.http import json_response, page, path_id, read_model
+from servicekit.http import json_response, path_id
+from servicekit.pages import PageQuery, page_response
+from servicekit.routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 KINDS = {"orders": ORDER, "invoices": INVOICE}
 
 
 def _kind(request: web.Request) -> Kind:
-    return KINDS[request.match_info["kind"]]
+    """Orders or invoices: the first segment of the path (both have the same routes)."""
+    return KINDS[request.path.split("/")[1]]
 
 
 def _writer(who: Principal) -> db.Authorize:
@@ -34,10 +47,15 @@ def _writer(who: Principal) -> db.Authorize:
     return authorize
 
 
-@routes.post("/orders")
-async def create_order(request: web.Request) -> web.Response:
+@routes.post(
+    "/orders",
+    "place an order (flat, as the seed's curl, or {order: ...}); issues its invoice",
+    body=OrderBody,
+    answer=Order,
+    status=201,
+)
+async def create_order(request: web.Request, body: OrderBody) -> web.Response:
     who = principal(request)
-    body = await read_model(request, OrderBody)
     order = body.order
     who.require_write(order.organization_id)
     parties = request.app[PARTIES]
@@ -46,33 +64,34 @@ async def create_order(request: web.Request) -> web.Response:
     return json_response(await db.create_order(request.app[DB_POOL], order), status=201)
 
 
-@routes.post("/invoices")
-async def create_invoice(request: web.Request) -> web.Response:
-    body = await read_model(request, InvoiceBody)
+@routes.post("/invoices", "issue the invoice of an order", body=InvoiceBody, answer=Invoice, status=201)
+async def create_invoice(request: web.Request, body: InvoiceBody) -> web.Response:
     row = await db.create_invoice(request.app[DB_POOL], body.invoice.order_id, _writer(principal(request)))
     return json_response(row, status=201)
 
 
-@routes.get("/{kind:orders|invoices}")
-async def listing(request: web.Request) -> web.Response:
-    after, limit = page(request)
+@routes.get("/orders", "list orders", query=PageQuery, answer=Order, paged=True)
+@routes.get("/invoices", "list invoices", query=PageQuery, answer=Invoice, paged=True)
+async def listing(request: web.Request, query: PageQuery) -> web.Response:
     only = principal(request).readable()
-    return json_response(await db.listing(request.app[DB_POOL], _kind(request), after, limit, only))
+    rows = await db.listing(request.app[DB_POOL], _kind(request), query.after, query.limit, only)
+    return page_response(request, rows, query.limit)
 
 
-@routes.get("/{kind:orders|invoices}/{id}")
+@routes.get("/orders/{id}", "one order", answer=Order)
+@routes.get("/invoices/{id}", "one invoice", answer=Invoice)
 async def get_one(request: web.Request) -> web.Response:
     row = await db.get(request.app[DB_POOL], _kind(request), path_id(request))
     principal(request).require_read(row["organization_id"])
     return json_response(row)
 
 
-@routes.put("/orders/{id}")
-@routes.patch("/orders/{id}")
-async def update_order(request: web.Request) -> web.Response:
+@routes.put("/orders/{id}", "change an order", body=OrderUpdateBody, answer=Order)
+@routes.patch("/orders/{id}", "change an order", body=OrderUpdateBody, answer=Order)
+async def update_order(request: web.Request, body: OrderUpdateBody) -> web.Response:
     ident = path_id(request)
     who = principal(request)
-    changes = (await read_model(request, OrderUpdateBody)).order.model_dump(exclude_unset=True)
+    changes = body.order.model_dump(exclude_unset=True)
     if "organization_id" in changes:
         who.require_write(changes["organization_id"])
     if changes.keys() & {"organization_id", "customer_id"}:
@@ -105,51 +124,57 @@ async def _parties_writer(request: web.Request, who: Principal, ident: int, chan
     return authorize
 
 
-@routes.put("/invoices/{id}")
-@routes.patch("/invoices/{id}")
-async def update_invoice(request: web.Request) -> web.Response:
+@routes.put("/invoices/{id}", "change an invoice", body=InvoiceUpdateBody, answer=Invoice)
+@routes.patch("/invoices/{id}", "change an invoice", body=InvoiceUpdateBody, answer=Invoice)
+async def update_invoice(request: web.Request, body: InvoiceUpdateBody) -> web.Response:
     ident = path_id(request)
-    changes = (await read_model(request, InvoiceUpdateBody)).invoice.model_dump(exclude_unset=True)
+    changes = body.invoice.model_dump(exclude_unset=True)
     return json_response(
         await db.update(request.app[DB_POOL], INVOICE, ident, changes, _writer(principal(request)))
     )
 
 
-@routes.delete("/{kind:orders|invoices}/{id}")
+@routes.delete("/orders/{id}", "delete an order and its invoice", status=204)
+@routes.delete("/invoices/{id}", "delete an invoice", status=204)
 async def delete(request: web.Request) -> web.Response:
     await db.delete(request.app[DB_POOL], _kind(request), path_id(request), _writer(principal(request)))
     return web.Response(status=204)
 
 
-@routes.get("/{kind:orders|invoices}/{id}/items")
+@routes.get("/orders/{id}/items", "an order's line items", answer=Item, paged=True)
+@routes.get("/invoices/{id}/items", "an invoice's line items", answer=Item, paged=True)
 async def list_items(request: web.Request) -> web.Response:
     parent, items = await db.items(request.app[DB_POOL], _kind(request), path_id(request))
     principal(request).require_read(parent["organization_id"])
-    return json_response(items)
+    return page_response(request, items, 0)  # at most MAX_ITEMS: one page
 
 
-@routes.post("/{kind:orders|invoices}/{id}/items")
-async def add_item(request: web.Request) -> web.Response:
+@routes.post("/orders/{id}/items", "add a line item", body=ItemBody, answer=Item, status=201)
+@routes.post("/invoices/{id}/items", "add a line item", body=ItemBody, answer=Item, status=201)
+async def add_item(request: web.Request, body: ItemBody) -> web.Response:
     parent_id = path_id(request)
-    item = (await read_model(request, ItemBody)).item
+    item = body.item
     row = await db.add_item(
         request.app[DB_POOL], _kind(request), parent_id, item, _writer(principal(request))
     )
     return json_response(row, status=201)
 
 
-@routes.put("/{kind:orders|invoices}/{id}/items/{item_id}")
-@routes.patch("/{kind:orders|invoices}/{id}/items/{item_id}")
-async def update_item(request: web.Request) -> web.Response:
+@routes.put("/orders/{id}/items/{item_id}", "change a line item", body=ItemUpdateBody, answer=Item)
+@routes.patch("/orders/{id}/items/{item_id}", "change a line item", body=ItemUpdateBody, answer=Item)
+@routes.put("/invoices/{id}/items/{item_id}", "change a line item", body=ItemUpdateBody, answer=Item)
+@routes.patch("/invoices/{id}/items/{item_id}", "change a line item", body=ItemUpdateBody, answer=Item)
+async def update_item(request: web.Request, body: ItemUpdateBody) -> web.Response:
     parent_id, item_id = path_id(request), path_id(request, "item_id")
-    changes = (await read_model(request, ItemUpdateBody)).item.model_dump(exclude_unset=True)
+    changes = body.item.model_dump(exclude_unset=True)
     row = await db.update_item(
         request.app[DB_POOL], _kind(request), parent_id, item_id, changes, _writer(principal(request))
     )
     return json_response(row)
 
 
-@routes.delete("/{kind:orders|invoices}/{id}/items/{item_id}")
+@routes.delete("/orders/{id}/items/{item_id}", "remove a line item", status=204)
+@routes.delete("/invoices/{id}/items/{item_id}", "remove a line item", status=204)
 async def delete_item(request: web.Request) -> web.Response:
     parent_id, item_id = path_id(request), path_id(request, "item_id")
     await db.delete_item(

@@ -13,31 +13,11 @@ from security.attempts import AttemptLocks
 from security.config import Config
 from security.housekeeping import housekeeping_context
 from security.keys import HASHER, ISSUER, LOGIN_ATTEMPTS, LOGIN_POLICY
-from security.models import Grant as GrantModel
-from security.models import GrantBody, LoginAnswer, LoginBody, User, UserBody, UserUpdateBody
 from security.tokens import TokenIssuer
 from security.views import routes
 from servicekit.app import DB_POOL, service_app
-from servicekit.openapi import Operation
 
 log = logging.getLogger(__name__)
-
-OPERATIONS = [
-    Operation(
-        "POST", "/login", "a token for an email and password", LoginBody, LoginAnswer, 201, public=True
-    ),
-    Operation("POST", "/logout", "revoke the token presented", None, None, 204),
-    Operation("POST", "/users", "create a user (admin)", UserBody, User, 201),
-    Operation("GET", "/users", "list users (admin; ?after=&limit=)", None, User),
-    Operation("GET", "/users/{id}", "one user (admin or themselves)", None, User),
-    Operation("PUT", "/users/{id}", "change a user (admin or themselves)", UserUpdateBody, User),
-    Operation("DELETE", "/users/{id}", "delete a user (admin)", None, None, 204),
-    Operation(
-        "POST", "/users/{id}/grants", "give a role in an organization (admin)", GrantBody, GrantModel, 201
-    ),
-    Operation("GET", "/users/{id}/grants", "a user's grants (admin)", None, GrantModel),
-    Operation("DELETE", "/users/{id}/grants/{organization_id}", "take a grant away (admin)", None, None, 204),
-]
 
 
 def create_app(config: Config) -> web.Application:
@@ -48,7 +28,6 @@ def create_app(config: Config) -> web.Application:
         kafka=config.kafka,
         migrations=["security"],
         topics=events.TOPICS,
-        operations=OPERATIONS,
         routes=routes,
         auth=config.auth,
     )

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from servicekit.fields import STRICT, Email, Printable
+from servicekit.fields import STRICT, Email, Printable, Wrapped
 from servicekit.http import MAX_ID
 
 Password = Annotated[str, StringConstraints(min_length=8, max_length=1024, strip_whitespace=False)]
@@ -36,7 +36,7 @@ class UserFields(BaseModel):
     admin: bool = False
 
 
-class UserBody(BaseModel):
+class UserBody(Wrapped):
     """`{"user": {"email": "ann@example.com", "password": "at least 8", "admin": false}}` (or flat)"""
 
     model_config = SECRET_STRICT
@@ -59,7 +59,7 @@ class UserChanges(BaseModel):
         return self
 
 
-class UserUpdateBody(BaseModel):
+class UserUpdateBody(Wrapped):
     model_config = SECRET_STRICT
     user: UserChanges
 
@@ -70,7 +70,7 @@ class GrantFields(BaseModel):
     role: Role
 
 
-class GrantBody(BaseModel):
+class GrantBody(Wrapped):
     """`{"grant": {"organization_id": 13, "role": "member"}}` (or flat)"""
 
     model_config = SECRET_STRICT

@@ -11,40 +11,22 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from security import db
 from security.keys import HASHER, ISSUER, LOGIN_ATTEMPTS, LOGIN_POLICY
-from security.models import (
-    GrantBody,
-    GrantFields,
-    LoginBody,
-    UserBody,
-    UserChanges,
-    UserFields,
-    UserUpdateBody,
-)
+from security.models import Grant, GrantBody, LoginAnswer, LoginBody, User, UserBody, UserUpdateBody
 from servicekit.app import DB_POOL
-from servicekit.auth import Principal, principal, public
+from servicekit.auth import Principal, principal
 from servicekit.errors import Forbidden, TooManyRequests, Unauthorized
-from servicekit.http import json_response, page, path_id, read_json, read_model, validate
+from servicekit.http import json_response, path_id
+from servicekit.pages import PageQuery, page_response
+from servicekit.routes import Routes
 
 log = logging.getLogger(__name__)
-routes = web.RouteTableDef()
-
-M = TypeVar("M", bound=BaseModel)
-
-
-async def read_wrapped(request: web.Request, key: str, wrapped: type[BaseModel], flat: type[M]) -> M:
-    """The body as `{"<key>": {...}}` (the seed's Rails params) or the same fields flat."""
-    data = await read_json(request)
-    if isinstance(data, dict) and key in data:
-        inner: M = getattr(validate(wrapped, data), key)
-        return inner
-    return validate(flat, data)
+routes = Routes()
 
 
 def _self_or_admin(who: Principal, user_id: int) -> None:
@@ -66,12 +48,19 @@ def client_address(request: web.Request, trust_forwarded_for: bool) -> str:
     return request.remote or "unknown"
 
 
-@routes.post("/login")
-@public
-async def login(request: web.Request) -> web.Response:
+@routes.post(
+    "/login",
+    "a token for an email and password",
+    body=LoginBody,
+    answer=LoginAnswer,
+    status=201,
+    public=True,
+    errors=(401, 429),
+    tag="tokens",
+)
+async def login(request: web.Request, body: LoginBody) -> web.Response:
     """One attempt of a pair at a time: may it try, check the password with no connection held,
     then count the failure or forget the failures."""
-    body = await read_model(request, LoginBody)
     policy, pool = request.app[LOGIN_POLICY], request.app[DB_POOL]
     address = client_address(request, policy.trust_forwarded_for)
     async with request.app[LOGIN_ATTEMPTS].one_at_a_time(body.email, address):
@@ -93,7 +82,7 @@ async def login(request: web.Request) -> web.Response:
     return json_response({"jwt": issued.token, "expires_at": issued.expires_at}, status=201)
 
 
-@routes.post("/logout")
+@routes.post("/logout", "revoke the token presented", status=204, tag="tokens")
 async def logout(request: web.Request) -> web.Response:
     who = principal(request)
     await db.revoke_token(request.app[DB_POOL], who.token_id, int(who.expires_at.timestamp()))
@@ -104,37 +93,37 @@ async def logout(request: web.Request) -> web.Response:
 # users
 
 
-@routes.post("/users")
-async def create_user(request: web.Request) -> web.Response:
+@routes.post("/users", "create a user (admin)", body=UserBody, answer=User, status=201)
+async def create_user(request: web.Request, body: UserBody) -> web.Response:
     principal(request).require_admin()
-    fields = await read_wrapped(request, "user", UserBody, UserFields)
+    fields = body.user
     row = await db.create_user(
         request.app[DB_POOL], fields.email, await request.app[HASHER].hash(fields.password), fields.admin
     )
     return json_response(row, status=201)
 
 
-@routes.get("/users")
-async def list_users(request: web.Request) -> web.Response:
+@routes.get("/users", "list users (admin)", query=PageQuery, answer=User, paged=True)
+async def list_users(request: web.Request, query: PageQuery) -> web.Response:
     principal(request).require_admin()
-    after, limit = page(request)
-    return json_response(await db.list_users(request.app[DB_POOL], after, limit))
+    rows = await db.list_users(request.app[DB_POOL], query.after, query.limit)
+    return page_response(request, rows, query.limit)
 
 
-@routes.get("/users/{id}")
+@routes.get("/users/{id}", "one user (admin or themselves)", answer=User)
 async def get_user(request: web.Request) -> web.Response:
     user_id = path_id(request)
     _self_or_admin(principal(request), user_id)
     return json_response(await db.get_user(request.app[DB_POOL], user_id))
 
 
-@routes.put("/users/{id}")
-@routes.patch("/users/{id}")
-async def update_user(request: web.Request) -> web.Response:
+@routes.put("/users/{id}", "change a user (admin or themselves)", body=UserUpdateBody, answer=User)
+@routes.patch("/users/{id}", "change a user (admin or themselves)", body=UserUpdateBody, answer=User)
+async def update_user(request: web.Request, body: UserUpdateBody) -> web.Response:
     user_id = path_id(request)
     who = principal(request)
     _self_or_admin(who, user_id)
-    fields = await read_wrapped(request, "user", UserUpdateBody, UserChanges)
+    fields = body.user
     if not who.admin and "admin" in fields.model_fields_set:
         raise Forbidden("only an administrator may change who is an administrator")
     changes: dict[str, Any] = {"email": fields.email, "admin": fields.admin}
@@ -143,7 +132,7 @@ async def update_user(request: web.Request) -> web.Response:
     return json_response(await db.update_user(request.app[DB_POOL], user_id, changes))
 
 
-@routes.delete("/users/{id}")
+@routes.delete("/users/{id}", "delete a user (admin)", status=204)
 async def delete_user(request: web.Request) -> web.Response:
     principal(request).require_admin()
     await db.delete_user(request.app[DB_POOL], path_id(request))
@@ -153,22 +142,30 @@ async def delete_user(request: web.Request) -> web.Response:
 # grants
 
 
-@routes.post("/users/{id}/grants")
-async def create_grant(request: web.Request) -> web.Response:
+@routes.post(
+    "/users/{id}/grants",
+    "give a role in an organization (admin); 200 when the grant existed",
+    body=GrantBody,
+    answer=Grant,
+    status=201,
+    also=(200,),
+    tag="grants",
+)
+async def create_grant(request: web.Request, body: GrantBody) -> web.Response:
     principal(request).require_admin()
     user_id = path_id(request)
-    fields = await read_wrapped(request, "grant", GrantBody, GrantFields)
+    fields = body.grant
     row, created = await db.put_grant(request.app[DB_POOL], user_id, fields.organization_id, fields.role)
     return json_response(row, status=201 if created else 200)
 
 
-@routes.get("/users/{id}/grants")
+@routes.get("/users/{id}/grants", "a user's grants (admin)", answer=Grant, paged=True, tag="grants")
 async def list_grants(request: web.Request) -> web.Response:
     principal(request).require_admin()
-    return json_response(await db.list_grants(request.app[DB_POOL], path_id(request)))
+    return page_response(request, await db.list_grants(request.app[DB_POOL], path_id(request)), 0)
 
 
-@routes.delete("/users/{id}/grants/{organization_id}")
+@routes.delete("/users/{id}/grants/{organization_id}", "take a grant away (admin)", status=204, tag="grants")
 async def delete_grant(request: web.Request) -> web.Response:
     principal(request).require_admin()
     await db.delete_grant(request.app[DB_POOL], path_id(request), path_id(request, "organization_id"))

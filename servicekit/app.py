@@ -26,6 +26,7 @@ from kafka_integration import (
 from servicekit.auth import REVOCATIONS, REVOCATIONS_TOPIC, AuthSettings, auth_middleware, revocations_context
 from servicekit.config import env_float, env_int, env_str
 from servicekit.db import DatabaseSettings, connect, migrate, open_pool
+from servicekit.docs import add_docs
 from servicekit.http import (
     MAX_BODY_BYTES,
     error_middleware,
@@ -33,7 +34,8 @@ from servicekit.http import (
     request_id_middleware,
 )
 from servicekit.metrics import METRICS, ServiceMetrics, metrics_middleware, metrics_text
-from servicekit.openapi import Operation, document
+from servicekit.openapi import document
+from servicekit.routes import Routes
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +67,13 @@ def service_app(
     kafka: KafkaSettings,
     migrations: Sequence[str],
     topics: Iterable[TopicSpec],
-    operations: Sequence[Operation],
-    routes: web.RouteTableDef,
+    routes: Routes,
     auth: AuthSettings | None,
     middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
-    """The service's application. With `auth`, every route but /health, /metrics and
-    /openapi.json (and handlers marked `@public`) needs a valid, unrevoked token."""
+    """The service's application, its routes and its OpenAPI document built from `routes`' declarations.
+    With `auth`, every route but /health, /metrics, /openapi.json and /docs (and routes declared
+    `public=True`) needs a valid, unrevoked token."""
     topic_specs = list(topics)
     checks = [auth_middleware(auth)] if auth is not None else []
     if auth is not None:
@@ -126,8 +128,11 @@ def service_app(
         )
     )
 
-    spec = document(title, [*_COMMON_OPERATIONS, *operations])
+    common = Routes()
 
+    @common.get(
+        "/health", "database, outbox backlog, revocations read (503 until then)", public=True, also=(503,)
+    )
     async def health(request: web.Request) -> web.Response:
         async with request.app[DB_POOL].acquire() as conn:
             await conn.fetchval("SELECT 1")
@@ -143,28 +148,23 @@ def service_app(
         if revocations is not None:
             body["revocations"] = "read" if revocations.ready else "not read yet"
             if not revocations.ready:  # not ready: requests with a token get 503 (fail closed)
-                return json_response({**body, "status": "starting"}, status=503)
+                return json_response({**body, "status": "starting"}, status=503, headers={"Retry-After": "1"})
         return json_response(body)
 
+    @common.get("/openapi.json", "this document", public=True)
     async def openapi(request: web.Request) -> web.Response:
         return json_response(spec)
 
+    @common.get("/metrics", "Prometheus metrics", public=True)
     async def prometheus(request: web.Request) -> web.Response:
         metrics.outbox_backlog.set(await request.app[RELAY].backlog())
         return metrics_text(metrics)
 
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", prometheus)
-    app.router.add_get("/openapi.json", openapi)
-    app.add_routes(routes)
+    spec = document(title, [*common, *routes])
+    common.add_to(app)
+    routes.add_to(app)
+    add_docs(app, title)
     return app
-
-
-_COMMON_OPERATIONS = [
-    Operation("GET", "/health", "database, outbox backlog, revocations read (503 until then)", public=True),
-    Operation("GET", "/openapi.json", "this document", public=True),
-    Operation("GET", "/metrics", "Prometheus metrics", public=True),
-]
 
 
 def run(app: web.Application, http: HttpSettings) -> None:

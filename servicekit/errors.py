@@ -1,4 +1,6 @@
-"""The services' one exception family; the error middleware turns each into an HTTP answer.
+"""The services' one exception family; the error middleware turns each into an RFC 9457
+`application/problem+json` answer: `type` (urn:problem-type:<code>), `title`, `status`, `detail`,
+`instance` (the request path), and `errors: [{field, problem}]` naming each invalid field.
 
 ServiceError                 any failure a client can be told about
 ├── BadRequest               400: the body cannot be read (not JSON, not UTF-8)
@@ -10,7 +12,7 @@ ServiceError                 any failure a client can be told about
 ├── ValidationFailed         422: the body is JSON but its fields are wrong
 ├── TooManyRequests          429: too many attempts; retry after `retry_after` seconds
 └── Unavailable              503: a server or state this request needs is not available now
-                                  (with `retry_after`, answered with a Retry-After header)
+                                  (answered with a Retry-After header, 5 s unless given)
 """
 
 from __future__ import annotations
@@ -45,11 +47,27 @@ class ServiceError(Exception):
         """Headers the answer carries besides the body (e.g. Retry-After)."""
         return {}
 
-    def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.problems:
-            body["fields"] = [p.as_json() for p in self.problems]
-        return body
+    def as_problem(self, instance: str) -> dict[str, Any]:
+        """The RFC 9457 problem details of this error, for the request at `instance`."""
+        return problem(self.status, self.code, self.message, instance, self.problems)
+
+
+PROBLEM_TYPE = "urn:problem-type:"
+
+
+def problem(
+    status: int, code: str, detail: str, instance: str, problems: list[FieldProblem] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + code,
+        "title": code.replace("_", " "),
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if problems:
+        body["errors"] = [p.as_json() for p in problems]
+    return body
 
 
 class BadRequest(ServiceError):
@@ -126,9 +144,9 @@ class Unavailable(ServiceError):
     status = 503
     code = "unavailable"
 
-    def __init__(self, message: str, retry_after: int | None = None) -> None:
+    def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        return {"Retry-After": str(self.retry_after)}

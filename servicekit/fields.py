@@ -68,3 +68,27 @@ class Changes(BaseModel):
         if not self.model_fields_set:
             raise ValueError(f"give at least one field to change: {', '.join(type(self).model_fields)}")
         return self
+
+
+class Wrapped(BaseModel):
+    """A body of one member holding the fields (`{"order": {...}}`, the seed's Rails params) that
+    is also accepted flat (`{"po": ..., ...}`, as the seed's curl sends it). Invalid fields are
+    named in the wrapped form (`order.date`) either way."""
+
+    model_config = STRICT
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        (key,) = cls.model_fields
+        if isinstance(data, dict) and key not in data:
+            return {key: data}
+        return data
+
+    @classmethod
+    def inner(cls) -> type[BaseModel]:
+        """The model of the fields, for the flat form in the OpenAPI document."""
+        (info,) = cls.model_fields.values()
+        inner = info.annotation
+        assert isinstance(inner, type) and issubclass(inner, BaseModel)
+        return inner

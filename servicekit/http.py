@@ -1,4 +1,5 @@
-"""HTTP plumbing: JSON answers, reading a body into a model, the error middleware, request ids."""
+"""HTTP plumbing: JSON answers, reading a body or query into a model, the error middleware
+(RFC 9457 problem details), request ids."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
@@ -21,6 +21,7 @@ from servicekit.errors import (
     PayloadTooLarge,
     ServiceError,
     ValidationFailed,
+    problem,
 )
 from servicekit.fields import MAX_ID as MAX_ID  # re-exported: security/models.py imports it here
 
@@ -71,35 +72,55 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> None:
         seen.add(key)
 
 
-async def read_json(request: web.Request) -> Any:
-    """The body as JSON. A key twice in one object is refused: parsers disagree on which one
-    counts (orjson keeps the last), so a checker in front of us could see another value."""
-    raw = await read_body(request)
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+def _check_structure(raw: bytes) -> None:
+    """A key twice in one object is refused: parsers disagree on which one counts (pydantic keeps
+    the last), so a checker in front of us could see another value. Nesting past Python's
+    recursion limit is refused too. Only a scan: the body is parsed by pydantic."""
     try:
         json.loads(raw, object_pairs_hook=_unique_keys)
     except _DuplicateKey as exc:
         raise BadRequest(f"the body has the key {exc.args[0]!r} twice in one object") from exc
     except RecursionError as exc:
-        raise BadRequest("the body is nested too deeply") from exc
-    return data
+        raise BadRequest("the body is JSON nested too deeply") from exc
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+def validate_json(model: type[M], raw: bytes) -> M:
+    """`raw` parsed once by pydantic into `model`; every failure is a ServiceError."""
+    _check_structure(raw)
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        invalid = [e for e in exc.errors(include_url=False) if e["type"] == "json_invalid"]
+        if invalid:
+            raise BadRequest(f"the body is not valid JSON: {invalid[0]['msg']}") from exc
+        raise _failed(exc) from exc
+
+
+def _failed(exc: ValidationError) -> ValidationFailed:
+    problems = problems_of(exc)
+    return ValidationFailed("; ".join(f"{p.field}: {p.problem}" for p in problems), problems)
 
 
 def validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = problems_of(exc)
-        summary = "; ".join(f"{p.field}: {p.problem}" for p in problems)
-        raise ValidationFailed(summary, problems) from exc
+        raise _failed(exc) from exc
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:
-    """Parse the body as JSON and validate it against `model`; every failure is a ServiceError."""
-    return validate(model, await read_json(request))
+    """Read the body and parse it into `model`; every failure is a ServiceError."""
+    return validate_json(model, await read_body(request))
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """The query string checked against `model` (each parameter once)."""
+    for name in request.query:
+        if len(request.query.getall(name)) > 1:
+            raise ValidationFailed.one(name, "give this parameter once")
+    return validate(model, dict(request.query))
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
@@ -112,35 +133,45 @@ def path_id(request: web.Request, name: str = "id") -> int:
     return value
 
 
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(request: web.Request, error: ServiceError) -> web.Response:
+    return web.Response(
+        body=dumps(error.as_problem(request.path)),
+        status=error.status,
+        content_type=PROBLEM_JSON,
+        headers=error.headers() or None,
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turns ServiceErrors and aiohttp's HTTP errors into JSON bodies; hides anything else."""
+    """Turns ServiceErrors and aiohttp's HTTP errors into RFC 9457 problem details; hides
+    anything else behind a 500 that names the request id."""
     try:
         return await handler(request)
     except ServiceError as exc:
-        return json_response(exc.as_json(), status=exc.status, headers=exc.headers() or None)
+        return problem_response(request, exc)
     except EventTooLarge as exc:  # the write rolled back: nothing was written
         err = PayloadTooLarge(
             f"the record would be too large to publish ({exc}); nothing was written: make it smaller"
         )
-        return json_response(err.as_json(), status=err.status)
+        return problem_response(request, err)
     except web.HTTPRequestEntityTooLarge as exc:
-        err = PayloadTooLarge(exc.text or "body too large")
-        return json_response(err.as_json(), status=err.status)
+        return problem_response(request, PayloadTooLarge(exc.text or "body too large"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        return json_response(
-            {"error": code, "message": exc.text or exc.reason}, status=exc.status, headers=None
-        )
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        body = problem(exc.status, code, exc.text or exc.reason, request.path)
+        return web.Response(body=dumps(body), status=exc.status, content_type=PROBLEM_JSON, headers=headers)
     except Exception:
         request_id = request.get(REQUEST_ID, "-")
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
-        return json_response(
-            {"error": "internal_error", "message": "internal error", "request_id": request_id},
-            status=500,
-        )
+        body = {**problem(500, "internal_error", "internal error", request.path), "request_id": request_id}
+        return web.Response(body=dumps(body), status=500, content_type=PROBLEM_JSON)
 
 
 @web.middleware
@@ -154,18 +185,3 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
-
-
-def page(request: web.Request, default_limit: int = 100, max_limit: int = 1000) -> tuple[int, int]:
-    """`?after=<id>&limit=<n>`: keyset pagination over ids."""
-    out = []
-    for name, default, top in (("after", 0, MAX_ID), ("limit", default_limit, max_limit)):
-        raw = request.query.get(name, str(default))
-        try:
-            value = int(raw)
-        except ValueError as exc:
-            raise ValidationFailed.one(name, "must be an integer") from exc
-        if not 0 <= value <= top:
-            raise ValidationFailed.one(name, f"must be between 0 and {top}")
-        out.append(value)
-    return out[0], out[1]

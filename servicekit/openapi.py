@@ -1,84 +1,145 @@
-"""A service's OpenAPI document, built from its operations and their pydantic models."""
+"""A service's OpenAPI 3.1 document, built from its route declarations (servicekit.routes) and
+their pydantic models: nothing about a route is written here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel
 
+from servicekit.fields import MAX_ID, Wrapped
+from servicekit.routes import Route
 
-@dataclass(frozen=True)
-class Operation:
-    """One documented route."""
-
-    method: str
-    path: str
-    summary: str
-    body: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
-    status: int = 200
-    public: bool = False
-
-
-def document(title: str, operations: Sequence[Operation]) -> dict[str, Any]:
-    paths: dict[str, dict[str, Any]] = {}
-    schemas: dict[str, Any] = {}
-
-    def ref(model: type[BaseModel]) -> dict[str, str]:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-        return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-    error = {
-        "description": "error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-    for op in operations:
-        entry: dict[str, Any] = {"summary": op.summary, "responses": {}}
-        params = [part[1:-1].split(":")[0] for part in op.path.split("/") if part.startswith("{")]
-        if params:
-            entry["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "integer"}} for p in params
-            ]
-        if op.body is not None:
-            entry["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": ref(op.body)}},
-            }
-        ok: dict[str, Any] = {"description": "success"}
-        if op.response is not None:
-            ok["content"] = {"application/json": {"schema": ref(op.response)}}
-        entry["responses"][str(op.status)] = ok
-        for status in ("400", "401", "403", "404", "409", "413", "422"):
-            entry["responses"][status] = error
-        if not op.public:
-            entry["security"] = [{"bearer": []}]
-        path = "/".join(p.split(":")[0] + ("}" if ":" in p else "") for p in op.path.split("/"))
-        paths.setdefault(path, {})[op.method.lower()] = entry
-    schemas["Error"] = {
-        "type": "object",
-        "required": ["error", "message"],
-        "properties": {
-            "error": {"type": "string"},
-            "message": {"type": "string"},
-            "fields": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"field": {"type": "string"}, "problem": {"type": "string"}},
-                },
+PROBLEM = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:problem-type:<code>"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "the request path"},
+        "errors": {
+            "type": "array",
+            "description": "the invalid fields",
+            "items": {
+                "type": "object",
+                "required": ["field", "problem"],
+                "properties": {"field": {"type": "string"}, "problem": {"type": "string"}},
             },
         },
-    }
+    },
+}
+RETRY_AFTER = {
+    "Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
+}
+
+
+def document(title: str, routes: Iterable[Route]) -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Problem": PROBLEM}
+
+    def ref(model: type[BaseModel], mode: str = "validation") -> dict[str, Any]:
+        name = model.__name__
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)  # type: ignore[arg-type]
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+        if issubclass(model, Wrapped):  # wrapped or flat
+            return {"anyOf": [ref(model), ref(model.inner())]}
+        return ref(model)
+
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        entry: dict[str, Any] = {
+            "operationId": route.operation_id,
+            "summary": route.summary,
+            "tags": [route.tag],
+            "responses": {},
+        }
+        if route.description:
+            entry["description"] = route.description
+        parameters = [_path_param(route, name) for name in route.path_params]
+        if route.query is not None:
+            parameters += _query_params(route.query)
+        if parameters:
+            entry["parameters"] = parameters
+        if route.body is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": body_schema(route.body)}},
+            }
+        for status in (route.status, *route.also):
+            ok: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+            if route.answer is not None:
+                schema = ref(route.answer, "serialization")
+                if route.paged:
+                    schema = _page_of(schema)
+                    ok["headers"] = {
+                        "Link": {
+                            "description": 'the next page: <url>; rel="next"',
+                            "schema": {"type": "string"},
+                        }
+                    }
+                ok["content"] = {"application/json": {"schema": schema}}
+            entry["responses"][str(status)] = ok
+        for status in route.statuses:
+            if status < 400:
+                continue
+            answer: dict[str, Any] = {
+                "description": HTTPStatus(status).phrase,
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            }
+            if status in (429, 503):
+                answer["headers"] = RETRY_AFTER
+            entry["responses"][str(status)] = answer
+        entry["security"] = [] if route.public else [{"bearer": []}]
+        paths.setdefault(route.path, {})[route.method.lower()] = entry
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},
+        "security": [{"bearer": []}],
         "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+def _path_param(route: Route, name: str) -> dict[str, Any]:
+    if name in route.text_params:
+        schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 200}
+    else:
+        schema = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        out.append(param)
+    return out
+
+
+def _page_of(items: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "next"],
+        "properties": {
+            "items": {"type": "array", "items": items},
+            "next": {
+                "type": ["string", "null"],
+                "description": "the cursor of the next page (give it as `after`), null on the last page",
+            },
         },
     }

@@ -260,7 +260,7 @@ async def assert_rejects_bad_tokens(
         resp = await client.request(method, path, json=body, headers={"Authorization": "", **headers})
         assert resp.status == 401, f"{name}: {resp.status}"
         answer = await resp.json()
-        assert answer["error"] == "unauthorized", name
+        assert answer["type"] == "urn:problem-type:unauthorized", name
 
 
 async def wait_until(check: Any, timeout: float = 10.0, interval: float = 0.05) -> None:

@@ -66,10 +66,10 @@ async def test_organization_data_needs_a_grant_for_that_organization(
     assert (await anonymous.get(f"/organizations/{org_a['id']}", headers=member)).status == 200
     denied = await anonymous.get(f"/organizations/{org_b['id']}", headers=member)
     assert denied.status == 403
-    assert (await denied.json())["error"] == "forbidden"
-    listed = await (await anonymous.get("/organizations", headers=member)).json()
+    assert (await denied.json())["type"] == "urn:problem-type:forbidden"
+    listed = (await (await anonymous.get("/organizations", headers=member)).json())["items"]
     assert [o["id"] for o in listed] == [org_a["id"]]
-    assert len(await (await anonymous.get("/organizations", headers=admin)).json()) == 2
+    assert len((await (await anonymous.get("/organizations", headers=admin)).json())["items"]) == 2
 
     rename = {"organization": {"name": "A2"}}
     assert (await anonymous.put(f"/organizations/{org_a['id']}", json=rename, headers=viewer)).status == 403

@@ -80,10 +80,12 @@ async def test_read_list_update_and_delete(
             "/customers", json={"customer": {"name": name, "last_name": "L", "email": f"{name}@x.io"}}
         )
         ids.append((await resp.json())["id"])
-    listed = await (await c.get("/customers", params={"limit": "2"})).json()
-    assert [r["name"] for r in listed] == ["A", "B"]
-    rest = await (await c.get("/customers", params={"after": str(ids[1])})).json()
-    assert [r["name"] for r in rest] == ["C"]
+    first = await c.get("/customers", params={"limit": "2"})
+    page = await first.json()
+    assert [r["name"] for r in page["items"]] == ["A", "B"] and page["next"] == str(ids[1])
+    assert first.headers["Link"] == f'</customers?limit=2&after={ids[1]}>; rel="next"'
+    rest = await (await c.get("/customers", params={"after": page["next"], "limit": "2"})).json()
+    assert [r["name"] for r in rest["items"]] == ["C"] and rest["next"] is None
     assert (await (await c.get(f"/customers/{ids[0]}")).json())["email"] == "a@x.io"
     patched = await c.put(f"/customers/{ids[0]}", json={"customer": {"last_name": "Renamed"}})
     assert (await patched.json())["last_name"] == "Renamed"
@@ -109,6 +111,16 @@ async def test_health_and_openapi_need_no_token(customers_client: TestClient[Any
     assert spec["openapi"].startswith("3.")
     assert {"post", "get"} <= set(spec["paths"]["/organizations"])
     assert "CustomerBody" in spec["components"]["schemas"]
+
+
+async def test_the_seed_body_wrapped_or_flat_is_one_reader(customers_client: TestClient[Any, Any]) -> None:
+    wrapped = await customers_client.post("/organizations", json={"organization": {"name": "Wrapped"}})
+    flat = await customers_client.post("/organizations", json={"name": "Flat"})
+    assert (wrapped.status, flat.status) == (201, 201)
+    assert [(await r.json())["name"] for r in (wrapped, flat)] == ["Wrapped", "Flat"]
+    bad = await customers_client.post("/customers", json={"name": "A", "last_name": "B", "email": "nope"})
+    assert bad.status == 422 and bad.content_type == "application/problem+json"
+    assert [e["field"] for e in (await bad.json())["errors"]] == ["customer.email"]
 
 
 async def test_metrics_count_requests_and_published_events(customers_client: TestClient[Any, Any]) -> None:

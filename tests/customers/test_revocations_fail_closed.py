@@ -73,8 +73,8 @@ async def test_with_kafka_unreachable_a_valid_token_gets_503_never_200(
         assert resp.status == 503, path
         assert resp.headers["Retry-After"] == "2"
         problem = await resp.json()
-        assert problem["error"] == "unavailable"
-        assert "revocations" in problem["message"]
+        assert problem["type"] == "urn:problem-type:unavailable"
+        assert "revocations" in problem["detail"]
     created = await c.post("/organizations", json={"organization": {"name": "X"}}, headers=admin)
     assert created.status == 503  # and nothing was written
     assert await c.server.app[DB_POOL].fetchval("SELECT count(*) FROM organizations") == 0

@@ -41,7 +41,7 @@ async def test_post_mails_sends_a_text_and_html_email_and_records_it(
     assert "Hello Ada <L>," in message.get_body(preferencelist=("plain",)).get_content()
     assert "Hello Ada &lt;L&gt;," in message.get_body(preferencelist=("html",)).get_content()
     assert message["Message-ID"].strip().startswith("<mail-")
-    records = await (await notifications_client.get("/notifications", params={"status": "sent"})).json()
+    records = (await (await notifications_client.get("/notifications", params={"status": "sent"})).json())["items"]
     assert [(r["recipient"], r["template"], r["source_topic"]) for r in records] == [
         (to, "customer_created", "mails")
     ]
@@ -85,7 +85,7 @@ async def test_bad_mails_are_refused_and_nothing_is_sent_or_recorded(
     resp = await notifications_client.post("/mails", json=body)
     assert resp.status == 422
     assert field in str(await resp.json())
-    assert await (await notifications_client.get("/notifications")).json() == []
+    assert (await (await notifications_client.get("/notifications")).json())["items"] == []
     assert len(mails(test_env, containing=test_env["MESSAGE_ID_DOMAIN"])) == before
 
 
@@ -111,10 +111,10 @@ async def test_tokens_and_organization_access(
         await anonymous.post("/mails", json={**mail, "organization_id": 13}, headers=member)
     ).status == 201
     assert (await anonymous.post("/mails", json=mail, headers=admin)).status == 201
-    seen = await (await anonymous.get("/notifications", headers=viewer)).json()
+    seen = (await (await anonymous.get("/notifications", headers=viewer)).json())["items"]
     assert [n["organization_id"] for n in seen] == [13]
-    assert len(await (await anonymous.get("/notifications", headers=admin)).json()) == 2
-    by_admin = max(n["id"] for n in await (await anonymous.get("/notifications", headers=admin)).json())
+    assert len((await (await anonymous.get("/notifications", headers=admin)).json())["items"]) == 2
+    by_admin = max(n["id"] for n in (await (await anonymous.get("/notifications", headers=admin)).json())["items"])
     assert (await anonymous.get(f"/notifications/{by_admin}", headers=viewer)).status == 403
     template = {"subject": "Hi", "text_body": "Hello", "html_body": "<p>Hello</p>"}
     assert (
@@ -148,8 +148,8 @@ async def test_an_organizations_template_override_is_read_and_used_only_with_a_g
             "/mails", json={"code": code, "to": to, "organization_id": 3, "options": {}}, headers=member_a
         )
         assert resp.status == 422, code
-        assert (await resp.json())["fields"][0]["field"] == "code"
-    assert await (await client.get("/notifications", headers=admin)).json() == []
+        assert (await resp.json())["errors"][0]["field"] == "code"
+    assert (await (await client.get("/notifications", headers=admin)).json())["items"] == []
     assert mails(test_env, to) == []
 
 
@@ -161,4 +161,4 @@ async def test_template_codes_outside_the_alphabet_are_refused(
     for method in ("PUT", "GET"):
         resp = await notifications_client.request(method, f"/templates/{code}", json=template)
         assert resp.status == 422, (method, code, resp.status)
-        assert (await resp.json())["fields"][0]["field"] == "code"
+        assert (await resp.json())["errors"][0]["field"] == "code"

@@ -64,7 +64,7 @@ async def test_control_characters_in_mail_options_are_refused_and_nothing_is_wri
         "/mails", json={"code": "customer_created", "to": to, "options": options}
     )
     assert resp.status == 422, await resp.text()
-    assert any(f["field"].startswith(field) for f in (await resp.json())["fields"])
+    assert any(f["field"].startswith(field) for f in (await resp.json())["errors"])
     assert await _rows(pool) == []
     assert mails(test_env, containing=test_env["MESSAGE_ID_DOMAIN"]) == []
 

@@ -33,7 +33,7 @@ async def test_the_seeds_generate_some_content_sequence(
         '{ "organization": {"name": "SomeCompany" }}',
     ):
         assert (await c.post("/organizations", data=body, headers=JSON)).status == 201
-    org = (await (await c.get("/organizations")).json())[0]
+    org = ((await (await c.get("/organizations")).json())["items"])[0]
     john = await c.post(
         "/customers",
         data='{ "customer": {"name": "John", "last_name": "Do", "email": "jdo@gmail.com"}}',
@@ -97,7 +97,7 @@ async def test_wrapped_body_with_items_issues_an_invoice_with_the_total(
     assert Decimal(invoice["total"]) == Decimal("40.28")
     assert [i["code"] for i in invoice["items"]] == ["W-1", "G-1"]
     assert [
-        i["code"] for i in await (await orders_client.get(f"/invoices/{invoice['id']}/items")).json()
+        i["code"] for i in (await (await orders_client.get(f"/invoices/{invoice['id']}/items")).json())["items"]
     ] == [
         "W-1",
         "G-1",
@@ -170,7 +170,7 @@ async def test_update_and_delete_an_order_with_its_invoice(
     changed = await orders_client.put(f"/orders/{order['id']}", json={"order": {"state": "shipped"}})
     assert changed.status == 200
     assert (await changed.json())["state"] == "shipped"
-    listed = await (await orders_client.get("/orders")).json()
+    listed = (await (await orders_client.get("/orders")).json())["items"]
     assert [o["id"] for o in listed] == [order["id"]]
     assert (await orders_client.delete(f"/orders/{order['id']}")).status == 204
     assert (await orders_client.get(f"/orders/{order['id']}")).status == 404

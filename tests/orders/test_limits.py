@@ -50,7 +50,7 @@ async def test_parallel_adds_at_the_cap_let_exactly_one_through(
     )
     assert sorted(a.status for a in answers) == [201] + [422] * 5
     refused = [await a.json() for a in answers if a.status == 422]
-    assert all(r["fields"][0]["field"] == "item" and f"at most {MAX_ITEMS}" in r["message"] for r in refused)
+    assert all(r["errors"][0]["field"] == "item" and f"at most {MAX_ITEMS}" in r["detail"] for r in refused)
     again = await orders_client.post(f"/{parent}/{ident}/items", json=ITEM)
     assert again.status == 422
     itemable = "Order" if parent == "orders" else "Invoice"
@@ -73,8 +73,8 @@ async def test_a_total_past_numeric_13_2_is_refused_in_every_item_write(
     big = {**ITEM, "quantity": 1_000_000, "amount": "999999999.99"}  # 999,999,999,990,000.00
     refused = await orders_client.post("/orders", json=order(*parties, items=[big]))
     assert refused.status == 422
-    assert (await refused.json())["fields"][0]["field"] == "order.items"
-    assert "total" in (await refused.json())["message"]
+    assert (await refused.json())["errors"][0]["field"] == "order.items"
+    assert "total" in (await refused.json())["detail"]
     await _nothing_written(test_env, kafka)
 
     near = {**ITEM, "quantity": 100, "amount": "999999999.99"}  # 99,999,999,999.00: fits
@@ -87,7 +87,7 @@ async def test_a_total_past_numeric_13_2_is_refused_in_every_item_write(
     for path in (f"/orders/{placed['id']}/items", f"/invoices/{invoice['id']}/items"):
         added = await orders_client.post(path, json={**ITEM, "amount": 1})
         assert added.status == 422, path
-        assert "the most is 99999999999.99" in (await added.json())["message"]
+        assert "the most is 99999999999.99" in (await added.json())["detail"]
     item_id = invoice["items"][0]["id"]
     changed = await orders_client.put(f"/invoices/{invoice['id']}/items/{item_id}", json={"quantity": 101})
     assert changed.status == 422
@@ -116,7 +116,7 @@ async def test_an_order_whose_event_would_be_too_large_is_refused_and_nothing_is
     refused = await small_events.post("/orders", json=order(*parties, items=[long_item] * 60))
     assert refused.status == 413
     answer = await refused.json()
-    assert "over the limit of 20000 bytes" in answer["message"] and "nothing was written" in answer["message"]
+    assert "over the limit of 20000 bytes" in answer["detail"] and "nothing was written" in answer["detail"]
     await _nothing_written(test_env, kafka)
     assert (await _outbox_and_items(test_env, "Order", 1))[0] == 0
     # an order that fits, grown item by item until its event would not: the last add is refused

@@ -63,7 +63,7 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(
     unknown = await security_client.post("/login", json={"email": "who@example.com", "password": "nope-nope"})
     assert wrong.status == unknown.status == 401
     assert await wrong.read() == await unknown.read()
-    assert (await wrong.json())["error"] == "unauthorized"
+    assert (await wrong.json())["type"] == "urn:problem-type:unauthorized"
     assert "Retry-After" not in wrong.headers
 
 

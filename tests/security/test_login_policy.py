@@ -68,8 +68,8 @@ async def test_guesses_from_one_address_do_not_lock_the_admin_out_from_another(
     assert refused.status == 429
     assert 299 <= int(refused.headers["Retry-After"]) <= 300
     problem = await refused.json()
-    assert problem["error"] == "too_many_requests"
-    assert "try again in" in problem["message"]
+    assert problem["type"] == "urn:problem-type:too_many_requests"
+    assert "try again in" in problem["detail"]
     assert await login_from(elsewhere, slow, RIGHT) == 201  # the admin, from their own address
     # the admin's success there does not free the attacker's address
     assert (await slow.post("/login", json=RIGHT)).status == 429
@@ -146,8 +146,8 @@ async def test_a_control_character_in_the_login_email_is_refused_and_counts_noth
     resp = await slow.post("/login", json={"email": email, "password": ADMIN_PASSWORD})
     assert resp.status == 422
     problem = await resp.json()
-    assert problem["fields"][0]["field"] == "email"
-    assert "control characters" in problem["fields"][0]["problem"]
+    assert problem["errors"][0]["field"] == "email"
+    assert "control characters" in problem["errors"][0]["problem"]
     assert await attempts(slow) == []
     assert (await slow.post("/login", json=RIGHT)).status == 201
 

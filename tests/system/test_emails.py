@@ -181,7 +181,7 @@ async def test_the_api_serves_the_materialized_tables_behind_tokens(
 
     async def enriched_orders() -> bool:
         resp = await api.get("/tables/orders_created", headers=admin)
-        return resp.status == 200 and len(await resp.json()) == 2
+        return resp.status == 200 and len((await resp.json())["items"]) == 2
 
     await wait_until(enriched_orders, timeout=30)
     row = await (await api.get(f"/tables/organizations_table/{org['id']}", headers=admin)).json()
@@ -189,11 +189,11 @@ async def test_the_api_serves_the_materialized_tables_behind_tokens(
     customer = await (await api.get(f"/tables/customers_table/{person['id']}", headers=admin)).json()
     assert (customer["email"], customer["action"]) == ("t@c.io", "created")
     assert (await api.get(f"/tables/customer_created/{person['id']}", headers=admin)).status == 200
-    names = {t["name"]: t["rows"] for t in await (await api.get("/tables", headers=admin)).json()}
+    names = {t["name"]: t["rows"] for t in (await (await api.get("/tables", headers=admin)).json())["items"]}
     assert names["orders_created"] == 2
 
     member = Tokens.header(tokens.make(user_id=9, orgs={org["id"]: "viewer"}))
-    seen = await (await api.get("/tables/orders_created", headers=member)).json()
+    seen = (await (await api.get("/tables/orders_created", headers=member)).json())["items"]
     assert [(r["po"], r["organization_name"]) for r in seen] == [("tbl1", "TableCo")]
     assert (await api.get(f"/tables/organizations_table/{other['id']}", headers=member)).status == 403
     assert (await api.get("/tables/orders_created")).status == 401
