@@ -74,7 +74,12 @@ def _customer_writer(who: Principal, new_owner: int | None = None) -> db.Authori
 
 
 @routes.post(
-    "/organizations", "create an organization (admin)", body=OrganizationBody, answer=Organization, status=201
+    "/organizations",
+    "create an organization (admin)",
+    body=OrganizationBody,
+    answer=Organization,
+    status=201,
+    example={"organization": {"name": "SuperCompany"}},
 )
 async def create_organization(request: web.Request, body: OrganizationBody) -> web.Response:
     principal(request).require_admin()
@@ -117,7 +122,14 @@ async def delete_organization(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/customers", "create a customer", body=CustomerBody, answer=Customer, status=201)
+@routes.post(
+    "/customers",
+    "create a customer",
+    body=CustomerBody,
+    answer=Customer,
+    status=201,
+    example={"customer": {"name": "John", "last_name": "Do", "email": "jdo@gmail.com"}},
+)
 async def create_customer(request: web.Request, body: CustomerBody) -> web.Response:
     who = principal(request)
     if not who.admin and "member" not in who.orgs.values():

@@ -41,7 +41,14 @@ MATERIALIZER = web.AppKey("notifications.materializer", Materializer)
 routes = Routes()
 
 
-@routes.post("/mails", "send one email from a template", body=MailBody, answer=MailSent, status=201)
+@routes.post(
+    "/mails",
+    "send one email from a template",
+    body=MailBody,
+    answer=MailSent,
+    status=201,
+    example={"code": "customer_created", "to": "jdo@gmail.com", "options": {"name": "John"}},
+)
 async def send_mail(request: web.Request, body: MailBody) -> web.Response:
     who = principal(request)
     if body.organization_id is None:

@@ -53,6 +53,14 @@ def _writer(who: Principal) -> db.Authorize:
     body=OrderBody,
     answer=Order,
     status=201,
+    example={
+        "po": "po002",
+        "organization_id": 13,
+        "customer_id": 10,
+        "date": "2022-05-07T07:50:03-00:00",
+        "deliver_date": "2022-05-07T07:53:03-00:00",
+        "state": "pending",
+    },
 )
 async def create_order(request: web.Request, body: OrderBody) -> web.Response:
     who = principal(request)

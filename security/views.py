@@ -57,6 +57,7 @@ def client_address(request: web.Request, trust_forwarded_for: bool) -> str:
     public=True,
     errors=(401, 429),
     tag="tokens",
+    example={"email": "admin@example.com", "password": "the password"},
 )
 async def login(request: web.Request, body: LoginBody) -> web.Response:
     """One attempt of a pair at a time: may it try, check the password with no connection held,

@@ -69,10 +69,10 @@ def document(title: str, routes: Iterable[Route]) -> dict[str, Any]:
         if parameters:
             entry["parameters"] = parameters
         if route.body is not None:
-            entry["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": body_schema(route.body)}},
-            }
+            media: dict[str, Any] = {"schema": body_schema(route.body)}
+            if route.example is not None:
+                media["example"] = route.example
+            entry["requestBody"] = {"required": True, "content": {"application/json": media}}
         for status in (route.status, *route.also):
             ok: dict[str, Any] = {"description": HTTPStatus(status).phrase}
             if route.answer is not None:

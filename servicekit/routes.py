@@ -49,6 +49,7 @@ class Route:
     operation_id: str = ""
     description: str = ""
     also: tuple[int, ...] = ()  # other success statuses (e.g. 200 for an existing grant)
+    example: dict[str, Any] | None = None  # a body, as the seed's curl sends it
 
     @property
     def path_params(self) -> list[str]:
