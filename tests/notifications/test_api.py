@@ -41,7 +41,9 @@ async def test_post_mails_sends_a_text_and_html_email_and_records_it(
     assert "Hello Ada <L>," in message.get_body(preferencelist=("plain",)).get_content()
     assert "Hello Ada &lt;L&gt;," in message.get_body(preferencelist=("html",)).get_content()
     assert message["Message-ID"].strip().startswith("<mail-")
-    records = (await (await notifications_client.get("/notifications", params={"status": "sent"})).json())["items"]
+    records = (await (await notifications_client.get("/notifications", params={"status": "sent"})).json())[
+        "items"
+    ]
     assert [(r["recipient"], r["template"], r["source_topic"]) for r in records] == [
         (to, "customer_created", "mails")
     ]
@@ -114,7 +116,9 @@ async def test_tokens_and_organization_access(
     seen = (await (await anonymous.get("/notifications", headers=viewer)).json())["items"]
     assert [n["organization_id"] for n in seen] == [13]
     assert len((await (await anonymous.get("/notifications", headers=admin)).json())["items"]) == 2
-    by_admin = max(n["id"] for n in (await (await anonymous.get("/notifications", headers=admin)).json())["items"])
+    by_admin = max(
+        n["id"] for n in (await (await anonymous.get("/notifications", headers=admin)).json())["items"]
+    )
     assert (await anonymous.get(f"/notifications/{by_admin}", headers=viewer)).status == 403
     template = {"subject": "Hi", "text_body": "Hello", "html_body": "<p>Hello</p>"}
     assert (

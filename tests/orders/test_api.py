@@ -97,7 +97,8 @@ async def test_wrapped_body_with_items_issues_an_invoice_with_the_total(
     assert Decimal(invoice["total"]) == Decimal("40.28")
     assert [i["code"] for i in invoice["items"]] == ["W-1", "G-1"]
     assert [
-        i["code"] for i in (await (await orders_client.get(f"/invoices/{invoice['id']}/items")).json())["items"]
+        i["code"]
+        for i in (await (await orders_client.get(f"/invoices/{invoice['id']}/items")).json())["items"]
     ] == [
         "W-1",
         "G-1",

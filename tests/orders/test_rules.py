@@ -266,10 +266,12 @@ async def test_tokens_and_organization_access(
         denied = await anonymous.get(path, headers=member_a)
         assert denied.status == 403, path
         assert (await denied.json())["type"] == "urn:problem-type:forbidden"
-    assert [o["id"] for o in (await (await anonymous.get("/orders", headers=member_a)).json())["items"]] == [in_a["id"]]
-    assert [o["id"] for o in (await (await anonymous.get("/invoices", headers=viewer_a)).json())["items"]] == [
-        in_a["invoice_id"]
+    assert [o["id"] for o in (await (await anonymous.get("/orders", headers=member_a)).json())["items"]] == [
+        in_a["id"]
     ]
+    assert [
+        o["id"] for o in (await (await anonymous.get("/invoices", headers=viewer_a)).json())["items"]
+    ] == [in_a["invoice_id"]]
     assert len((await (await anonymous.get("/orders", headers=admin)).json())["items"]) == 2
     assert (await anonymous.get(f"/orders/{in_a['id']}", headers=viewer_a)).status == 200
     # writing: a viewer may not, a member only in their organization, and may not move an order away

@@ -233,7 +233,9 @@ async def test_bad_user_bodies_get_a_4xx_naming_the_field_and_write_nothing(
     if field:
         assert field in [f["field"] for f in answer["errors"]], answer
     assert "long-enough" not in str(answer)
-    assert [u["email"] for u in (await (await c.get("/users", headers=admin)).json())["items"]] == [ADMIN_EMAIL]
+    assert [u["email"] for u in (await (await c.get("/users", headers=admin)).json())["items"]] == [
+        ADMIN_EMAIL
+    ]
     assert len(await read_topic(kafka, "users", min_count=1)) == 1
 
 
@@ -301,7 +303,9 @@ async def test_the_first_admin_comes_from_the_environment_only_when_no_user_exis
     assert (
         await again.post("/login", json={"email": "other@example.com", "password": "other-pass"})
     ).status == 401
-    users = (await (await again.get("/users", headers=Tokens.header((await resp.json())["jwt"]))).json())["items"]
+    users = (await (await again.get("/users", headers=Tokens.header((await resp.json())["jwt"]))).json())[
+        "items"
+    ]
     assert [u["email"] for u in users] == ["boss@example.com"]
     assert [m.value and m.value["email"] for m in await read_topic(kafka, "users", min_count=1)] == [
         "boss@example.com"
