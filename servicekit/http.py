@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -72,12 +73,24 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> None:
         seen.add(key)
 
 
+def _not_json(word: str) -> Any:
+    raise ValueError(f"{word} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """A number too large for a float (1e400) is refused as JSON parsers outside Python do."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
 def _check_structure(raw: bytes) -> None:
     """A key twice in one object is refused: parsers disagree on which one counts (pydantic keeps
     the last), so a checker in front of us could see another value. Nesting past Python's
     recursion limit is refused too. Only a scan: the body is parsed by pydantic."""
     try:
-        json.loads(raw, object_pairs_hook=_unique_keys)
+        json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_not_json, parse_float=_finite)
     except _DuplicateKey as exc:
         raise BadRequest(f"the body has the key {exc.args[0]!r} twice in one object") from exc
     except RecursionError as exc:
