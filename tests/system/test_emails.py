@@ -211,7 +211,7 @@ async def test_the_api_serves_the_materialized_tables_behind_tokens(
 
     await wait_until(owned_row, timeout=30)
     for table in ("customers_table", "customer_created"):
-        visible = await (await api.get(f"/tables/{table}", headers=member)).json()
+        visible = (await (await api.get(f"/tables/{table}", headers=member)).json())["items"]
         assert [(r["key"], r["organization_id"]) for r in visible] == [(str(owned["id"]), org["id"])]
         assert (await api.get(f"/tables/{table}/{person['id']}", headers=member)).status == 403
 
