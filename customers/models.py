@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, PositiveInt, model_validator
+from pydantic import BaseModel, model_validator
 
-from servicekit.fields import STRICT, Email, Text
-from servicekit.http import MAX_ID
-
-OrganizationId = Annotated[int, Field(gt=0, le=MAX_ID)]
+from servicekit.fields import STRICT, Email, RecordId, Text
 
 
 class OrganizationFields(BaseModel):
@@ -32,7 +29,7 @@ class CustomerFields(BaseModel):
     name: Text
     last_name: Text
     email: Email
-    organization_id: OrganizationId | None = None
+    organization_id: RecordId | None = None
 
 
 class CustomerBody(BaseModel):
@@ -47,7 +44,7 @@ class CustomerChanges(BaseModel):
     name: Text | None = None
     last_name: Text | None = None
     email: Email | None = None
-    organization_id: OrganizationId | None = None  # a new owner (a member of both, or an admin)
+    organization_id: RecordId | None = None  # a new owner (a member of both, or an admin)
 
     @model_validator(mode="after")
     def _something(self) -> CustomerChanges:
@@ -63,7 +60,7 @@ class CustomerUpdateBody(BaseModel):
 
 class InviteFields(BaseModel):
     model_config = STRICT
-    customer_id: PositiveInt
+    customer_id: RecordId
 
 
 class InviteBody(BaseModel):

@@ -11,9 +11,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, PositiveInt, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
-from servicekit.fields import STRICT, Text
+from servicekit.fields import STRICT, RecordId, Text
 
 MAX_ITEMS = 200
 
@@ -107,8 +107,8 @@ class ItemUpdateBody(BaseModel):
 class OrderFields(BaseModel):
     model_config = STRICT
     po: Text | None = None
-    organization_id: PositiveInt
-    customer_id: PositiveInt
+    organization_id: RecordId
+    customer_id: RecordId
     date: Moment
     deliver_date: Moment
     state: Text = "pending"
@@ -139,8 +139,8 @@ class InvoiceChanges(Changes):
 
 
 class OrderChanges(InvoiceChanges):
-    organization_id: PositiveInt | None = None
-    customer_id: PositiveInt | None = None
+    organization_id: RecordId | None = None
+    customer_id: RecordId | None = None
 
 
 class OrderUpdateBody(BaseModel):
@@ -151,7 +151,7 @@ class OrderUpdateBody(BaseModel):
 
 class InvoiceFields(BaseModel):
     model_config = STRICT
-    order_id: PositiveInt
+    order_id: RecordId
 
 
 class InvoiceBody(BaseModel):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+
+from servicekit.http import MAX_ID
 
 STRICT = ConfigDict(strict=True, extra="forbid", str_strip_whitespace=True)
 
@@ -24,6 +26,8 @@ def printable(value: object) -> object:
 Printable = AfterValidator(_printable)  # for a field with its own constraints (e.g. a login email)
 
 
+# A record's id in a body: a PostgreSQL bigint, so 2**63 is a 422 naming the field, not a 500.
+RecordId = Annotated[int, Field(gt=0, le=MAX_ID)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_printable)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_printable)]
 Email = Annotated[
