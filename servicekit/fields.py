@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
@@ -11,15 +12,22 @@ from servicekit.http import MAX_ID
 STRICT = ConfigDict(strict=True, extra="forbid", str_strip_whitespace=True)
 
 
+# Control characters but tab: C0 (CR, LF, NUL...), DEL and C1 (NEL); the line and paragraph
+# separators (line breaks to str.splitlines and to some mail clients); and the bidi embeddings,
+# overrides and isolates, which make a name or an address read as something else (CVE-2021-42574).
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def _printable(value: str) -> str:
-    if any(ord(c) < 32 and c not in "\t" for c in value):
+    if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
     return value
 
 
 def printable(value: object) -> object:
     """A validator for values of any scalar type: a string must hold no control characters but tab
-    (no CR or LF to split a mail header, no NUL that PostgreSQL text refuses)."""
+    (no CR or LF to split a mail header, no NUL that PostgreSQL text refuses, no DEL, C1 or bidi
+    override)."""
     return _printable(value) if isinstance(value, str) else value
 
 
