@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from materializer import Materializer, MaterializerSettings, Source
 from notifications import db, mailer, streams
-from notifications.config import Config
+from notifications.config import WorkerConfig
 from notifications.db import Source as NotificationSource
 from notifications.notify import Notifier, SmtpUnavailable
 from servicekit.db import migrate, open_pool
@@ -275,7 +275,7 @@ async def _lag(materializer: Materializer) -> int:
 
 
 @asynccontextmanager
-async def running_worker(config: Config) -> AsyncIterator[tuple[Materializer, Notifier]]:
+async def running_worker(config: WorkerConfig) -> AsyncIterator[tuple[Materializer, Notifier]]:
     """Database, notifier and materializer, opened in order and closed in reverse."""
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(open_pool(config.db))
@@ -321,22 +321,21 @@ def worker_app(materializer: Materializer, notifier: Notifier) -> web.Applicatio
     return app
 
 
-async def serve_worker(config: Config, stop: asyncio.Event) -> None:
+async def serve_worker(config: WorkerConfig, stop: asyncio.Event) -> None:
     async with running_worker(config) as (materializer, notifier):
         runner = web.AppRunner(worker_app(materializer, notifier), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, config.http.host, config.worker.port)
+        site = web.TCPSite(runner, config.worker.host, config.worker.port)
         await site.start()
-        log.info(
-            "notifications worker running; health and metrics on %s:%s", config.http.host, config.worker.port
-        )
+        where = f"{config.worker.host}:{config.worker.port}"
+        log.info("notifications worker running; health and metrics on %s", where)
         try:
             await stop.wait()
         finally:
             await runner.cleanup()
 
 
-def run_worker(config: Config) -> None:
+def run_worker(config: WorkerConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
