@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	@echo "[install] 1/2: a virtual environment in $(VENV) with $$($(PYTHON) -V)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check --upgrade pip
-	@echo "[install] 2/2: the project and its dependencies (about 100 MB the first time; pip lists each download)"
+	@echo "[install] 2/2: the project and its dependencies (about 60 MB of downloads the first time; pip lists each one)"
 	$(PY) -m pip install --disable-pip-version-check -e '.[dev]'
 	@echo "[install] done; the next runs skip this step until pyproject.toml changes"
 	@touch $@

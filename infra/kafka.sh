@@ -13,15 +13,16 @@ PID="$DIR/pid"
 fetch() {
   if [ -f "$LIBS/.complete" ]; then return 0; fi
   need mvn "Kafka's jars come from Maven Central through Maven: apt-get install maven (or set BOOTSTRAP_SERVERS to a Kafka you have)"
-  log "resolving Kafka's jars from Maven Central into $LIBS (about 45 MB the first time; Maven's log: $RUN/maven.log)"
+  log "resolving Kafka's jars from Maven Central into $LIBS (about 60 MB with Maven's plugins, the first time; Maven's log: $RUN/maven.log)"
   rm -rf "$LIBS"
-  if ! mvn -B -f "$INFRA/pom.xml" \
+  if ! mvn -B -Dstyle.color=never -f "$INFRA/pom.xml" \
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$LIBS" 2>&1 | maven_progress; then
     log "Maven could not fetch Kafka's jars (is Maven Central reachable? a proxy goes in ~/.m2/settings.xml); see $RUN/maven.log"
     return 1
   fi
   touch "$LIBS/.complete"
+  log "$(ls "$LIBS" | grep -c '\.jar$') jars in $LIBS ($(du -sh "$LIBS" | cut -f1))"
 }
 
 ready() {

@@ -63,11 +63,12 @@ need() {
 }
 
 # maven_progress: Maven's batch output (on stdin) as a few lines a person can follow: each jar
-# downloaded with its size and the running total, each warning or error, the count of jars
-# copied. The whole output stays in $RUN/maven.log.
+# downloaded with its size and the running total, each warning or error, the totals. The whole
+# output stays in $RUN/maven.log.
 maven_progress() {
   tee "$RUN/maven.log" | awk '
     function mb(size, unit) { return unit == "MB" ? size : unit == "kB" ? size / 1000 : size / 1e6 }
+    { sub(/^\[INFO\] /, "") }
     /^Downloaded from / {
       files++
       size = "?"
@@ -83,10 +84,8 @@ maven_progress() {
       }
       next
     }
-    /^\[INFO\] Copying / { copied++; next }
     /^\[(WARNING|ERROR)\]/ || /BUILD FAILURE/ { print "[infra]   " $0; fflush() }
     END {
       if (files) printf "[infra]   %d files downloaded from Maven Central, %.1f MB\n", files, total
-      if (copied) printf "[infra]   %d jars copied\n", copied
     }' >&2
 }
