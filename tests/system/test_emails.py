@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from kafka_integration import Event, KafkaSettings, Producer, new_producer
 from notifications.app import create_app as notifications_app
-from notifications.config import Config
+from notifications.config import Config, WorkerConfig
 from tests.support import Tokens, mails, read_topic, unique, wait_for_mails, wait_until
 
 ORDER = {"date": "2022-05-07T07:50:03-00:00", "deliver_date": "2022-05-07T07:53:03-00:00", "state": "pending"}
@@ -113,7 +113,7 @@ async def test_an_invoice_waits_for_its_customer_and_one_that_never_comes_is_dea
     producer = Producer(kafka)
     await producer.start()
     try:
-        async with running_worker(Config.from_env(env)):
+        async with running_worker(WorkerConfig.from_env(env)):
             invoice = {
                 "id": 900001,
                 "order_id": 1,
