@@ -55,12 +55,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "worker":
         _worker(args, worker)
         return
-    from notifications.app import create_app
-    from notifications.config import Config
-    from servicekit.app import run
-
-    config = cli.load(parser, Config.from_env, cli.environment(args))
-    run(create_app(config), config.http)
+    cli.serve(parser, args, "notifications")
 
 
 def worker_main(argv: Sequence[str] | None = None) -> None:

@@ -12,10 +12,9 @@ from typing import Literal
 from kafka_integration import KafkaSettings
 from materializer import MaterializerSettings
 from notifications.mailer import SmtpSettings
-from servicekit.app import HttpSettings
-from servicekit.auth import AuthSettings
 from servicekit.config import env_float, env_int, env_str
 from servicekit.db import DatabaseSettings
+from servicekit.settings import ServiceConfig
 
 
 @dataclass(frozen=True)
@@ -71,25 +70,18 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(ServiceConfig):
     """The API's settings: the worker's (it serves the tables too) plus HTTP and the token key."""
 
-    http: HttpSettings
-    db: DatabaseSettings
-    kafka: KafkaSettings
     smtp: SmtpSettings
     worker: WorkerSettings
-    auth: AuthSettings
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
         return cls(
-            http=HttpSettings.from_env(environ, default_port=3003),
-            db=DatabaseSettings.from_env(environ, schema="notifications"),
-            kafka=KafkaSettings.from_env(environ, client_id="notifications"),
+            **cls.common(environ, name="notifications", port=3003),
             smtp=SmtpSettings.from_env(environ),
             worker=WorkerSettings.from_env(environ),
-            auth=AuthSettings.from_env(environ),
         )
 
 

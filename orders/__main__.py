@@ -3,8 +3,6 @@ otherwise)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from servicekit import cli
 
 ENVIRONMENT = f"""{cli.COMMON_ENVIRONMENT}
@@ -14,17 +12,7 @@ ENVIRONMENT = f"""{cli.COMMON_ENVIRONMENT}
                          (default true), and how long to wait for one just created (5)"""
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = cli.parser("orders", "Serve the orders and invoices API.", ENVIRONMENT)
-    cli.add_listen_options(parser, "PORT", 3002)
-    args = parser.parse_args(argv)
-    from orders.app import create_app  # after the arguments: --help needs none of it
-    from orders.config import Config
-    from servicekit.app import run
-
-    config = cli.load(parser, Config.from_env, cli.environment(args))
-    run(create_app(config), config.http)
-
+main = cli.service_main("orders", "Serve the orders and invoices API.", ENVIRONMENT, 3002)
 
 if __name__ == "__main__":
     main()

@@ -54,11 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cleared = asyncio.run(unlock(config, email))
         print(f"unlocked {email}: failed logins from {cleared} address(es) forgotten")
         return
-    from security.app import create_app
-    from servicekit.app import run
-
-    config = cli.load(parser, Config.from_env, cli.environment(args), (SecurityConfigError,))
-    run(create_app(config), config.http)
+    cli.serve(parser, args, "security", (SecurityConfigError,))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from kafka_integration.cli import KAFKA, parser, program, version
@@ -20,6 +20,8 @@ __all__ = [
     "load",
     "parser",
     "program",
+    "serve",
+    "service_main",
     "version",
 ]
 
@@ -63,3 +65,33 @@ def load(
         return build(environ)
     except known as exc:
         parser.exit(2, f"{parser.prog}: cannot start: {exc}\n(see {parser.prog} --help)\n")
+
+
+def serve(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    module: str,
+    errors: tuple[type[Exception], ...] = (),
+) -> None:
+    """Serve the API of the service package `module`: its `app` and `config` are imported only now
+    (`--help` needs none of them), its Config read (a bad setting exits 2), then run."""
+    import importlib
+
+    from servicekit.app import run
+
+    create_app = importlib.import_module(f"{module}.app").create_app
+    config = load(
+        parser, importlib.import_module(f"{module}.config").Config.from_env, environment(args), errors
+    )
+    run(create_app(config), config.http)
+
+
+def service_main(module: str, description: str, environment: str, default_port: int) -> Callable[..., None]:
+    """The `main` of a service that only serves its API: `--help`, `--version`, `--host`, `--port`."""
+
+    def main(argv: Sequence[str] | None = None) -> None:
+        command = parser(module, description, environment)
+        add_listen_options(command, "PORT", default_port)
+        serve(command, command.parse_args(argv), module)
+
+    return main
