@@ -5,11 +5,18 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test test-secured install infra infra-down lint bench clean
 
+# pip without -q: each package it downloads is listed with its size (and a progress bar on a terminal).
 $(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "[install] Python 3.11 or later is needed: $(PYTHON) is $$($(PYTHON) -V 2>&1 || echo missing)." \
+	       "Install python3.11 (and python3.11-venv), then: make PYTHON=python3.11 $(MAKECMDGOALS)"; exit 1; }
+	@echo "[install] 1/2: a virtual environment in $(VENV) with $$($(PYTHON) -V)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $@
+	$(PY) -m pip install --disable-pip-version-check --upgrade pip
+	@echo "[install] 2/2: the project and its dependencies (about 60 MB of downloads the first time; pip lists each one)"
+	$(PY) -m pip install --disable-pip-version-check -e '.[dev]'
+	@echo "[install] done; the next runs skip this step until pyproject.toml changes"
+	@touch $@
 
 install: $(VENV)/.installed
 
@@ -18,7 +25,11 @@ run: install
 	$(PY) infra/run.py
 
 ## The whole suite, integration included, against real Kafka, PostgreSQL and SMTP.
+## (infra/up.sh first, so its progress shows here: the tests would start it silently.)
 test: install
+	@echo "[test] 1/2: Kafka, PostgreSQL and the SMTP sink (infra/up.sh)"
+	bash infra/up.sh
+	@echo "[test] 2/2: pytest $(PYTEST_ARGS) (the percentage at the end of each line is how far it is)"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## The system against a broker as production runs it (SASL_SSL, a principal per service, ACLs),

@@ -249,8 +249,20 @@ async def move_association(
     return row
 
 
-async def delete_association(pool: asyncpg.Pool, org_id: int, association_id: int) -> Row:
+async def delete_association(
+    pool: asyncpg.Pool, org_id: int, association_id: int, authorize: Authorize
+) -> Row:
+    """`authorize` is called with the invited customer (as locked)."""
     async with unit_of_work(pool) as uow:
+        customer = await uow.conn.fetchrow(
+            """SELECT c.* FROM customers c JOIN organization_associations a ON a.customer_id = c.id
+               WHERE a.id = $1 AND a.organization_id = $2 FOR SHARE OF c""",
+            association_id,
+            org_id,
+        )
+        if customer is None:
+            raise NotFound(f"no invitation {association_id} in organization {org_id}")
+        authorize(dict(customer))
         found = await uow.conn.fetchrow(
             "DELETE FROM organization_associations WHERE id = $1 AND organization_id = $2 RETURNING *",
             association_id,

@@ -5,7 +5,8 @@ that organization; write: member; create and delete an organization: admin). A c
 to its owning organization (`organization_id`): creating, changing or deleting it needs a member
 of the owner (a customer owned by no organization, as the seed's: an administrator); reading it
 needs a grant for the owner or for an organization with a ready invitation of it. Accepting or
-rejecting an invitation is the customer's answer: a member of the customer's owner (or an admin).
+rejecting an invitation is the customer's answer: a member of the customer's owner (or an admin);
+an invitation is withdrawn by a member of the inviting organization or of the customer's owner.
 """
 
 from __future__ import annotations
@@ -269,7 +270,17 @@ async def _move(request: web.Request, state: str) -> web.Response:
 
 @routes.delete(ASSOCIATION, "delete an invitation", status=204, tag="invitations")
 async def delete_association(request: web.Request) -> web.Response:
+    """Withdrawn by the inviting organization, or taken back by the customer's owner (who said yes)."""
     org_id = path_id(request)
-    principal(request).require_write(org_id)
-    await db.delete_association(request.app[DB_POOL], org_id, path_id(request, "association_id"))
+    who = principal(request)
+
+    def authorize(customer: db.Row) -> None:
+        owner = customer["organization_id"]
+        if not (who.can_write(org_id) or (owner is not None and who.can_write(owner))):
+            raise Forbidden(
+                f"an invitation of organization {org_id} is withdrawn by a member of it or of the "
+                "customer's owner"
+            )
+
+    await db.delete_association(request.app[DB_POOL], org_id, path_id(request, "association_id"), authorize)
     return web.Response(status=204)

@@ -22,12 +22,17 @@ PID="$DIR/pid"
 
 fetch() {
   if [ -f "$LIBS/.complete" ]; then return 0; fi
-  log "resolving Kafka's jars from Maven Central into $LIBS"
+  need mvn "Kafka's jars come from Maven Central through Maven: apt-get install maven (or set BOOTSTRAP_SERVERS to a Kafka you have)"
+  log "resolving Kafka's jars from Maven Central into $LIBS (about 60 MB with Maven's plugins, the first time; Maven's log: $RUN/maven.log)"
   rm -rf "$LIBS"
-  mvn -B -q -f "$INFRA/pom.xml" \
+  if ! mvn -B -Dstyle.color=never -f "$INFRA/pom.xml" \
     org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$LIBS"
+    -DincludeScope=runtime -DoutputDirectory="$LIBS" 2>&1 | maven_progress; then
+    log "Maven could not fetch Kafka's jars (is Maven Central reachable? a proxy goes in ~/.m2/settings.xml); see $RUN/maven.log"
+    return 1
+  fi
   touch "$LIBS/.complete"
+  log "$(ls "$LIBS" | grep -c '\.jar$') jars in $LIBS ($(du -sh "$LIBS" | cut -f1))"
 }
 
 ready() {
@@ -56,6 +61,7 @@ start() {
     return 1
   fi
   fetch
+  need java "Kafka needs Java 17 or later: apt-get install openjdk-17-jre-headless"
   mkdir -p "$DIR/data" "$DIR/logs"
   cat > "$DIR/server.properties" <<PROPS
 process.roles=broker,controller
@@ -106,6 +112,7 @@ PROPS
 
 # launch READY_CHECK: run the broker of $DIR/server.properties in the background until READY_CHECK passes
 launch() {
+  log "starting kafka on 127.0.0.1:$PORT (up to ${KAFKA_START_SECONDS:-180} s; log: $DIR/logs/server.log)"
   setsid nohup java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
     -Djava.net.preferIPv4Stack=true \

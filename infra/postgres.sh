@@ -12,8 +12,16 @@ bindir() {
   local dir
   dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
   if [ -z "$dir" ]; then
-    log "installing PostgreSQL from Debian's packages"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    local by_hand="install PostgreSQL's server (Debian/Ubuntu: sudo apt-get install postgresql), or set DATABASE_URL to a PostgreSQL you have"
+    if [ "$(id -u)" != 0 ]; then
+      log "PostgreSQL's binaries (initdb, pg_ctl) are not in /usr/lib/postgresql and only root may apt-get them: $by_hand"
+      exit 1
+    fi
+    need apt-get "$by_hand"
+    log "installing PostgreSQL from Debian's packages (apt-get update, then about 50 MB)"
+    # -q: one line per step (no progress bars); on stderr, since stdout is the answer
+    { apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } 2>&1 \
+      | sed -u 's/^/[infra]   apt-get: /' >&2
     dir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
   fi
   echo "$dir"
@@ -58,6 +66,7 @@ shared_buffers = 256MB
 logging_collector = off
 CONF
   fi
+  log "starting postgres on 127.0.0.1:$PORT (log: $DIR/server.log)"
   as_owner "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 start >/dev/null
   wait_for 60 "postgres" ready
   if ! PGPASSWORD=postgres psql -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -tAc \

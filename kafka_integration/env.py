@@ -26,6 +26,11 @@ class Secret:
         return bool(self._value)
 
 
+def _shown(raw: str) -> str:
+    """A bad value as an error message quotes it: escaped, and cut short if it is long."""
+    return repr(raw) if len(raw) <= 40 else f"{raw[:40]!r}... ({len(raw)} characters)"
+
+
 def env_str(environ: Mapping[str, str], name: str, default: str = "") -> str:
     value = environ.get(name, "").strip()
     return value if value else default
@@ -38,7 +43,7 @@ def env_int(environ: Mapping[str, str], name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ValueError(f"{name} must be an integer, got {_shown(raw)}") from exc
 
 
 def env_float(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -48,7 +53,7 @@ def env_float(environ: Mapping[str, str], name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+        raise ValueError(f"{name} must be a number, got {_shown(raw)}") from exc
 
 
 def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -59,4 +64,4 @@ def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if raw in {"0", "false", "no", "off"}:
         return False
-    raise ValueError(f"{name} must be a boolean, got {raw!r}")
+    raise ValueError(f"{name} must be a boolean, got {_shown(raw)}")

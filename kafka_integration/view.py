@@ -45,6 +45,7 @@ class TopicView:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()  # set after each fetch applied; waiters clear it
+        self._whole = False  # `rows` is the view read to an end found by this consumer
         self.ready = asyncio.Event()
 
     def get(self, key: str | int) -> dict[str, Any] | None:
@@ -81,7 +82,7 @@ class TopicView:
                     consumer = self._consumer
                     self._progress.clear()
                     try:
-                        if consumer is not None and consumer.assignment():
+                        if consumer is not None and self._whole and consumer.assignment():
                             if ends is None:
                                 ends = await consumer.end_offsets(list(consumer.assignment()))
                             if all([await consumer.position(tp) >= end for tp, end in ends.items()]):
@@ -108,17 +109,23 @@ class TopicView:
                 tps = [TopicPartition(name, p) for p in sorted(partitions)]
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)
-                self.rows.clear()
+                self._whole = False
                 self._consumer = consumer
                 delay = 0.2
-                ends = None if self.ready.is_set() else await consumer.end_offsets(tps)
+                # (Re)read into a fresh copy: until it has reached the end found now, readers keep
+                # the last complete view (stale but whole), never a half-read one.
+                building: dict[str, dict[str, Any]] = {}
+                ends: dict[TopicPartition, int] | None = await consumer.end_offsets(tps)
                 while True:
                     batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                    rows = building if ends is not None else self.rows
                     for records in batches.values():
                         for record in records:
-                            self._apply(record.key, record.value)
+                            self._apply(rows, record.key, record.value)
                     if ends is not None and await self._reached(consumer, ends):
                         ends = None
+                        self.rows = building
+                        self._whole = True
                         self.ready.set()
                     self._progress.set()
             except asyncio.CancelledError:
@@ -144,7 +151,7 @@ class TopicView:
                     return {tp.partition for tp in partitions}
                 await asyncio.sleep(0.2)
 
-    def _apply(self, raw_key: bytes | None, raw_value: bytes | None) -> None:
+    def _apply(self, rows: dict[str, dict[str, Any]], raw_key: bytes | None, raw_value: bytes | None) -> None:
         if raw_key is None:
             return
         key = raw_key.decode("utf-8", "replace")
@@ -156,9 +163,9 @@ class TopicView:
                 log.warning("view of %s: key %s holds a value that is not JSON; ignored", self.topic, key)
                 return
         if isinstance(value, dict):
-            self.rows[key] = value
+            rows[key] = value
         else:
-            self.rows.pop(key, None)
+            rows.pop(key, None)
             value = None
         if self._on_change is not None:
             self._on_change(key, value)

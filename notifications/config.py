@@ -1,4 +1,5 @@
-"""The notifications service's settings (API and worker), read from the environment in one place."""
+"""The notifications service's settings, read from the environment in one place: `Config` for the
+API, `WorkerConfig` for the worker (which checks no token, so needs no key)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,16 @@ from typing import Literal
 from kafka_integration import KafkaSettings
 from materializer import MaterializerSettings
 from notifications.mailer import SmtpSettings
-from servicekit.app import HttpSettings
-from servicekit.auth import AuthSettings
 from servicekit.config import env_float, env_int, env_str
 from servicekit.db import DatabaseSettings
+from servicekit.settings import ServiceConfig
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     """MATERIALIZER_STATE_DIR (RocksDB state), JOIN_WAIT_SECONDS (how long an invoice waits for
     its customer or organization before it is dead-lettered), CONSUMER_GROUP, NOTIFICATIONS_TENANT,
-    DEAD_LETTER_TOPIC, WORKER_PORT (the worker's /health and /metrics), SMTP_CONCURRENCY (senders),
+    DEAD_LETTER_TOPIC, HOST and WORKER_PORT (the worker's /health and /metrics), SMTP_CONCURRENCY (senders),
     NOTIFICATION_MAX_FAILURES (attempts that fail with neither an SMTP refusal nor an unreachable
     server before a notification is `failed` for good)."""
 
@@ -30,6 +30,7 @@ class WorkerSettings:
     group_id: str
     tenant: str
     dead_letter_topic: str = "notifications_dead_letters"
+    host: str = "127.0.0.1"
     port: int = 3005
     smtp_concurrency: int = 8
     max_failures: int = 5
@@ -42,6 +43,7 @@ class WorkerSettings:
             group_id=env_str(environ, "CONSUMER_GROUP", "notifications"),
             tenant=env_str(environ, "NOTIFICATIONS_TENANT", "default"),
             dead_letter_topic=env_str(environ, "DEAD_LETTER_TOPIC", "notifications_dead_letters"),
+            host=env_str(environ, "HOST", "127.0.0.1"),
             port=env_int(environ, "WORKER_PORT", 3005),
             smtp_concurrency=env_int(environ, "SMTP_CONCURRENCY", 8),
             max_failures=env_int(environ, "NOTIFICATION_MAX_FAILURES", 5),
@@ -49,27 +51,43 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
-class Config:
-    http: HttpSettings
+class WorkerConfig:
+    """The worker's settings: the materializer's, the database and SMTP; no token key."""
+
     db: DatabaseSettings
     kafka: KafkaSettings
     smtp: SmtpSettings
     worker: WorkerSettings
-    auth: AuthSettings
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> WorkerConfig:
         return cls(
-            http=HttpSettings.from_env(environ, default_port=3003),
             db=DatabaseSettings.from_env(environ, schema="notifications"),
             kafka=KafkaSettings.from_env(environ, client_id="notifications"),
             smtp=SmtpSettings.from_env(environ),
             worker=WorkerSettings.from_env(environ),
-            auth=AuthSettings.from_env(environ),
         )
 
 
-def materializer_settings(config: Config, role: Literal["api", "worker"]) -> MaterializerSettings:
+@dataclass(frozen=True)
+class Config(ServiceConfig):
+    """The API's settings: the worker's (it serves the tables too) plus HTTP and the token key."""
+
+    smtp: SmtpSettings
+    worker: WorkerSettings
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        return cls(
+            **cls.common(environ, name="notifications", port=3003),
+            smtp=SmtpSettings.from_env(environ),
+            worker=WorkerSettings.from_env(environ),
+        )
+
+
+def materializer_settings(
+    config: Config | WorkerConfig, role: Literal["api", "worker"]
+) -> MaterializerSettings:
     """The materializer's settings for the worker or the API: each keeps its own state folder and
     consumer group (the API's group is the worker's with `-api`), with the same join wait and
     dead-letter topic."""

@@ -131,7 +131,7 @@ class Emails:
             source,
             template="invitation_created",
             to=row.get("email"),
-            org=row.get("organization_id"),
+            org=row.get("customer_organization_id"),  # the customer's owner (None: admins only)
             values=values,
             key=f"invitation-{row.get('id')}",
         )

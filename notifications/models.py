@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from servicekit.fields import STRICT, Email, LongText, Text, printable
+from servicekit.fields import STRICT, Email, Id, LongText, Text, printable
 from servicekit.pages import PageQuery
 
 # A template's code (`invoice_created`); an organization's override is stored as
@@ -23,7 +23,7 @@ class MailBody(BaseModel):
     code: Code
     to: Email
     options: dict[OptionName, OptionValue] = Field(default_factory=dict, max_length=100)
-    organization_id: int | None = Field(default=None, gt=0)
+    organization_id: Id | None = None
 
 
 class TemplateBody(BaseModel):

@@ -127,6 +127,9 @@ def worker_topology(*, invoice: Handler, welcome: Handler, invitation: Handler) 
         where=_created,
         on_output=welcome,
     )
+    # an invitation may be of another organization's customer: its email is the owner's business
+    # (the owner's template, the owner's record), never the inviter's
+    inviting = parties()[0]
     topo.join(
         "invitations",
         stream=topo.stream(
@@ -134,7 +137,15 @@ def worker_topology(*, invoice: Handler, welcome: Handler, invitation: Handler) 
             topic="organization_associations",
             columns=INVITATION_COLUMNS,
         ),
-        joins=parties(),
+        joins=[
+            inviting,
+            Join(
+                customers,
+                on="customer_id",
+                kind="inner",
+                columns={**CUSTOMER_COLUMNS, "customer_organization_id": "organization_id"},
+            ),
+        ],
         where=_created,
         on_output=invitation,
     )

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from materializer import Materializer
 from notifications import streams
-from notifications.config import Config, materializer_settings
+from notifications.config import WorkerConfig, materializer_settings
 from notifications.emails import Emails
 from notifications.notify import Notifier
 from notifications.senders import Senders
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def running_worker(config: Config) -> AsyncIterator[tuple[Materializer, Notifier]]:
+async def running_worker(config: WorkerConfig) -> AsyncIterator[tuple[Materializer, Notifier]]:
     """Database, notifier and materializer, opened in order and closed in reverse."""
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(open_pool(config.db))
@@ -78,22 +78,21 @@ def worker_app(materializer: Materializer, notifier: Notifier) -> web.Applicatio
     return app
 
 
-async def serve_worker(config: Config, stop: asyncio.Event) -> None:
+async def serve_worker(config: WorkerConfig, stop: asyncio.Event) -> None:
     async with running_worker(config) as (materializer, notifier):
         runner = web.AppRunner(worker_app(materializer, notifier), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, config.http.host, config.worker.port)
+        site = web.TCPSite(runner, config.worker.host, config.worker.port)
         await site.start()
-        log.info(
-            "notifications worker running; health and metrics on %s:%s", config.http.host, config.worker.port
-        )
+        where = f"{config.worker.host}:{config.worker.port}"
+        log.info("notifications worker running; health and metrics on %s", where)
         try:
             await stop.wait()
         finally:
             await runner.cleanup()
 
 
-def run_worker(config: Config) -> None:
+def run_worker(config: WorkerConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:

@@ -6,11 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kafka_integration import KafkaSettings
-from servicekit.app import HttpSettings
-from servicekit.auth import AuthSettings
 from servicekit.config import env_bool, env_float
-from servicekit.db import DatabaseSettings
+from servicekit.settings import ServiceConfig
 
 
 @dataclass(frozen=True)
@@ -35,19 +32,9 @@ class PartiesSettings:
 
 
 @dataclass(frozen=True)
-class Config:
-    http: HttpSettings
-    db: DatabaseSettings
-    kafka: KafkaSettings
-    auth: AuthSettings
+class Config(ServiceConfig):
     parties: PartiesSettings
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
-        return cls(
-            http=HttpSettings.from_env(environ, default_port=3002),
-            db=DatabaseSettings.from_env(environ, schema="orders"),
-            kafka=KafkaSettings.from_env(environ, client_id="orders"),
-            auth=AuthSettings.from_env(environ),
-            parties=PartiesSettings.from_env(environ),
-        )
+        return cls(**cls.common(environ, name="orders", port=3002), parties=PartiesSettings.from_env(environ))

@@ -44,6 +44,8 @@ def create_app(config: Config) -> web.Application:
             row = await db.bootstrap_admin(app[DB_POOL], config.admin_email, password_hash)
             if row is not None:
                 log.info("security: created the first administrator (user %s)", row["id"])
+            else:  # say so: a changed ADMIN_PASSWORD changes nothing once users exist
+                log.info("security: users exist already; ADMIN_EMAIL/ADMIN_PASSWORD are not used")
         yield
 
     app.cleanup_ctx.append(first_admin)

@@ -7,11 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kafka_integration import KafkaSettings
-from servicekit.app import HttpSettings
 from servicekit.auth import AuthSettings
 from servicekit.config import Secret, env_bool, env_int, env_str
-from servicekit.db import DatabaseSettings
+from servicekit.settings import ServiceConfig
 
 
 class SecurityConfigError(RuntimeError):
@@ -92,11 +90,7 @@ class TokenSettings:
 
 
 @dataclass(frozen=True)
-class Config:
-    http: HttpSettings
-    db: DatabaseSettings
-    kafka: KafkaSettings
-    auth: AuthSettings
+class Config(ServiceConfig):
     tokens: TokenSettings
     login: LoginPolicy
     admin_email: str = ""
@@ -112,10 +106,7 @@ class Config:
 
             auth = AuthSettings(public_key=public_pem(tokens.private_key.reveal()))
         return cls(
-            http=HttpSettings.from_env(environ, default_port=3004),
-            db=DatabaseSettings.from_env(environ, schema="security"),
-            kafka=KafkaSettings.from_env(environ, client_id="security"),
-            auth=auth,
+            **cls.common(environ, name="security", port=3004, auth=auth),
             tokens=tokens,
             login=LoginPolicy.from_env(environ),
             admin_email=env_str(environ, "ADMIN_EMAIL").lower(),

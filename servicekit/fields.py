@@ -24,15 +24,21 @@ MAX_ID = 2**63 - 1  # PostgreSQL's bigint
 _UNPRINTABLE = {"Cc", "Cs", "Zl", "Zp"}
 
 
+# The bidi embeddings, overrides and isolates make a name or an address read as something else
+# (CVE-2021-42574); other format characters (zero-width joiners) are part of ordinary text.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _printable(value: str) -> str:
-    if any(c != "\t" and unicodedata.category(c) in _UNPRINTABLE for c in value):
+    if any(c in _BIDI or (c != "\t" and unicodedata.category(c) in _UNPRINTABLE) for c in value):
         raise ValueError("must not contain control characters")
     return value
 
 
 def printable(value: object) -> object:
     """A validator for values of any scalar type: a string must hold no control characters but tab
-    (no CR or LF to split a mail header, no NUL that PostgreSQL text refuses)."""
+    (no CR or LF to split a mail header, no NUL that PostgreSQL text refuses, no DEL, C1 or bidi
+    override)."""
     return _printable(value) if isinstance(value, str) else value
 
 

@@ -24,6 +24,17 @@ CASES = [
     ("POST", "/organizations", b'{"organization": {"name": ""}}', 422, ["organization.name"]),
     ("POST", "/organizations", b'{"organization": {"name": "   "}}', 422, ["organization.name"]),
     ("POST", "/organizations", b'{"organization": {"name": "a\\u0000b"}}', 422, ["control characters"]),
+    # DEL, C1 (NEL), a line separator, a bidi override: control characters too
+    ("POST", "/organizations", b'{"organization": {"name": "a\\u007fb"}}', 422, ["control characters"]),
+    ("POST", "/organizations", b'{"organization": {"name": "a\\u0085b"}}', 422, ["control characters"]),
+    ("POST", "/organizations", b'{"organization": {"name": "a\\u2028b"}}', 422, ["control characters"]),
+    (
+        "POST",
+        "/customers",
+        b'{"customer": {"name": "gpj.exe\\u202e", "last_name": "D", "email": "j@d.io"}}',
+        422,
+        ["customer.name", "control characters"],
+    ),
     (
         "POST",
         "/organizations",

@@ -98,6 +98,7 @@ async def test_bad_invitations_change_nothing(
     for url, body, status in [
         (path, {"invite": {"customer_id": 999999}}, 422),
         (path, {"invite": {"customer_id": "1"}}, 422),
+        (path, {"invite": {"customer_id": 2**63}}, 422),  # past bigint: a 422, not a 500
         (path, {"invite": {}}, 422),
         (path, {"customer_id": "1"}, 422),  # flat, as wrapped: the same rules
         ("/organizations/999999/organization_associations", {"invite": {"customer_id": customer_id}}, 404),

@@ -130,6 +130,39 @@ async def test_a_ready_invitation_lets_the_inviting_organization_read_the_custom
     assert (await client.delete(path, headers=member_a)).status == 403
 
 
+async def test_the_customers_owner_can_take_back_a_ready_invitation(
+    client: TestClient[Any, Any], two_orgs: dict[str, Any], tokens: Tokens, kafka: KafkaSettings
+) -> None:
+    """Accepting is the owner's answer; so is withdrawing it: otherwise A would read (and order
+    for) B's customer for ever once B had said yes. A third organization can do neither."""
+    a, customer, member_a, member_b = (
+        two_orgs["a"],
+        two_orgs["customer"],
+        two_orgs["member_a"],
+        two_orgs["member_b"],
+    )
+    invitations = f"/organizations/{a}/organization_associations"
+    invitation = await (
+        await client.post(invitations, json={"invite": {"customer_id": customer["id"]}}, headers=member_a)
+    ).json()
+    one = f"{invitations}/{invitation['id']}"
+    assert (await client.post(f"{one}/accept", headers=member_b)).status == 200
+    stranger = Tokens.header(tokens.make(user_id=12, orgs={a + 100: "member"}))
+    viewer_b = Tokens.header(tokens.make(user_id=13, orgs={two_orgs["b"]: "viewer"}))
+    assert (await client.delete(one, headers=stranger)).status == 403
+    assert (await client.delete(one, headers=viewer_b)).status == 403
+    assert (await (await client.get(one, headers=member_a)).json())["state"] == "ready"
+
+    assert (await client.delete(one, headers=member_b)).status == 204
+    assert (await client.get(f"/customers/{customer['id']}", headers=member_a)).status == 403
+    actions = [
+        m.value and m.value["action"]
+        for m in await read_topic(kafka, "organization_associations", min_count=4)
+        if m.key == str(invitation["id"])
+    ]
+    assert actions == ["created", "updated", "destroyed", None]
+
+
 async def test_a_rejected_invitation_gives_no_access(
     client: TestClient[Any, Any], two_orgs: dict[str, Any]
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +22,7 @@ def run(tmp_path: Path) -> Iterator[ModuleType]:
     spec = importlib.util.spec_from_file_location("infra_run", ROOT / "infra" / "run.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     module.RUN = tmp_path
     old = os.umask(0)
@@ -28,6 +30,7 @@ def run(tmp_path: Path) -> Iterator[ModuleType]:
         yield module
     finally:
         os.umask(old)
+        del sys.modules[spec.name]
 
 
 def mode(path: Path) -> int:
@@ -35,9 +38,9 @@ def mode(path: Path) -> int:
 
 
 def test_the_admin_password_file_is_created_0600(run: ModuleType, tmp_path: Path) -> None:
-    credentials = run.admin_credentials()
+    credentials = run.admin_credentials({})
     assert mode(tmp_path / "admin") == 0o600
-    assert credentials["ADMIN_PASSWORD"] in (tmp_path / "admin").read_text()
+    assert credentials.password in (tmp_path / "admin").read_text()
 
 
 def test_the_private_signing_key_is_created_0600(run: ModuleType, tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ async def test_an_organization_override_wins_over_the_default_template(
         ({"code": "customer_created", "to": "not an address"}, "to"),
         ({"code": "customer_created", "to": "a@b.io", "options": {"x": {"nested": 1}}}, "options.x"),
         ({"to": "a@b.io"}, "code"),
+        ({"code": "customer_created", "to": "a@b.io", "organization_id": 2**63}, "organization_id"),
     ],
 )
 async def test_bad_mails_are_refused_and_nothing_is_sent_or_recorded(

@@ -65,6 +65,8 @@ ITEM = {"quantity": 1, "description": "Widget", "code": "W", "amount": 1.5}
         ({"date": "2022-05-07T07:50:03"}, ["order.date", "time zone"]),
         ({"organization_id": "13"}, ["order.organization_id"]),
         ({"customer_id": None}, ["order.customer_id"]),
+        ({"customer_id": 2**63}, ["order.customer_id", "less than or equal to 9223372036854775807"]),
+        ({"organization_id": 2**63}, ["order.organization_id", "less than or equal"]),
         ({"po": "x" * 10_000}, ["order.po", "255"]),
         ({"surprise": 1}, ["order.surprise"]),
         # ids: past bigint, negative, zero, float, boolean, string
@@ -139,6 +141,8 @@ async def test_bad_orders_are_refused_and_nothing_is_written(
         ("PUT", "/orders/1", b'{"order": {}}', 422),
         ("DELETE", "/invoices/999999", b"", 404),
         ("POST", "/invoices", b'{"invoice": {"order_id": -1}}', 422),
+        ("POST", "/invoices", b'{"invoice": {"order_id": 9223372036854775808}}', 422),
+        ("PUT", "/orders/1", b'{"order": {"customer_id": 9223372036854775808}}', 422),
         (
             "POST",
             "/orders/999999/items",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from notifications.config import Config as NotificationsConfig
+from notifications.config import WorkerConfig
 from notifications.worker import running_worker
 from tests.support import ROOT, unique
 
@@ -49,7 +49,7 @@ def orders(orders_client: TestClient[Any, Any]) -> TestClient[Any, Any]:
 @pytest.fixture
 async def worker(system_env: dict[str, str]) -> AsyncIterator[Any]:
     """The notifications worker running in this process."""
-    async with running_worker(NotificationsConfig.from_env(system_env)) as (materializer, notifier):
+    async with running_worker(WorkerConfig.from_env(system_env)) as (materializer, notifier):
         yield materializer, notifier
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from kafka_integration import Event, KafkaSettings, Producer, new_producer
 from notifications.app import create_app as notifications_app
-from notifications.config import Config
+from notifications.config import Config, WorkerConfig
 from tests.support import Tokens, mails, read_topic, unique, wait_for_mails, wait_until
 
 ORDER = {"date": "2022-05-07T07:50:03-00:00", "deliver_date": "2022-05-07T07:53:03-00:00", "state": "pending"}
@@ -112,7 +113,7 @@ async def test_an_invoice_waits_for_its_customer_and_one_that_never_comes_is_dea
     producer = Producer(kafka)
     await producer.start()
     try:
-        async with running_worker(Config.from_env(env)):
+        async with running_worker(WorkerConfig.from_env(env)):
             invoice = {
                 "id": 900001,
                 "order_id": 1,
@@ -271,3 +272,42 @@ async def test_another_organizations_member_cannot_redirect_a_customers_invoices
     ]
     assert mails(system_env, attacker) == []
     assert not [m for m in mails(system_env, bob) if "stolen" in str(m["Subject"])]
+
+
+async def test_an_invitation_of_another_organizations_customer_stays_that_organizations_data(
+    customers: TestClient[Any, Any],
+    worker: Any,
+    system_env: dict[str, str],
+    serve: Callable[..., Any],
+    tokens: Tokens,
+) -> None:
+    """A member of A may invite B's customer (by id), but may not learn its email or name through
+    the record of the invitation email, nor word that email with A's own template override."""
+    a = await _post(customers, "/organizations", {"organization": {"name": "Inviter"}})
+    b = await _post(customers, "/organizations", {"organization": {"name": "Owner"}})
+    member_a = Tokens.header(tokens.make(user_id=40, orgs={a["id"]: "member"}))
+    member_b = Tokens.header(tokens.make(user_id=41, orgs={b["id"]: "member"}))
+    address = f"{unique('owned')}@gmail.com"
+    body = {"customer": {"name": "Secret", "last_name": "Name", "email": address, "organization_id": b["id"]}}
+    owned = await _post(customers, "/customers", body)
+    api = await serve(notifications_app(Config.from_env(system_env)))
+    phishing = {"subject": "Your account is locked", "text_body": "click", "html_body": "<a>click</a>"}
+    assert (
+        await api.put(f"/templates/default-{a['id']}-invitation_created", json=phishing, headers=member_a)
+    ).status == 200
+
+    invited = await customers.post(
+        f"/organizations/{a['id']}/organization_associations",
+        json={"invite": {"customer_id": owned["id"]}},
+        headers=member_a,
+    )
+    assert invited.status == 201, await invited.text()
+    found = await wait_for_mails(system_env, address, count=2)
+    assert sorted(str(m["Subject"]) for m in found) == ["Inviter invites you", "Welcome, Secret"]
+
+    seen_by_a = await (await api.get("/notifications", headers=member_a)).json()
+    assert [r for r in seen_by_a if address in str(r)] == []
+    seen_by_b = await (await api.get("/notifications", headers=member_b)).json()
+    (record,) = [r for r in seen_by_b if r["recipient"] == address]
+    assert record["template"] == "invitation_created"
+    assert (await api.get(f"/notifications/{record['id']}", headers=member_a)).status == 403
