@@ -11,13 +11,4 @@ from servicekit.app import service_app
 
 
 def create_app(config: Config) -> web.Application:
-    return service_app(
-        title="customers",
-        http=config.http,
-        db=config.db,
-        kafka=config.kafka,
-        migrations=["customers"],
-        topics=events.TOPICS,
-        routes=routes,
-        auth=config.auth,
-    )
+    return service_app(config, title="customers", topics=events.TOPICS, routes=routes)

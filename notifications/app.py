@@ -15,16 +15,7 @@ from servicekit.app import DB_POOL, service_app
 
 
 def create_app(config: Config) -> web.Application:
-    app = service_app(
-        title="notifications",
-        http=config.http,
-        db=config.db,
-        kafka=config.kafka,
-        migrations=["notifications"],
-        topics=[],
-        routes=routes,
-        auth=config.auth,
-    )
+    app = service_app(config, title="notifications", topics=[], routes=routes)
 
     async def notifier(app: web.Application) -> AsyncIterator[None]:
         app[NOTIFIER] = Notifier(app[DB_POOL], config.smtp, tenant=config.worker.tenant)

@@ -12,15 +12,6 @@ from servicekit.app import service_app
 
 
 def create_app(config: Config) -> web.Application:
-    app = service_app(
-        title="orders",
-        http=config.http,
-        db=config.db,
-        kafka=config.kafka,
-        migrations=["orders"],
-        topics=[*events.TOPICS, *events.KNOWN_TOPICS],
-        routes=routes,
-        auth=config.auth,
-    )
+    app = service_app(config, title="orders", topics=[*events.TOPICS, *events.KNOWN_TOPICS], routes=routes)
     app.cleanup_ctx.append(parties_context(config.kafka, config.parties))
     return app

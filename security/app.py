@@ -21,16 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Config) -> web.Application:
-    app = service_app(
-        title="security",
-        http=config.http,
-        db=config.db,
-        kafka=config.kafka,
-        migrations=["security"],
-        topics=events.TOPICS,
-        routes=routes,
-        auth=config.auth,
-    )
+    app = service_app(config, title="security", topics=events.TOPICS, routes=routes)
     app[ISSUER] = TokenIssuer.from_pem(config.tokens.private_key.reveal(), config.tokens.ttl_seconds)
     app[LOGIN_POLICY] = config.login
     app[LOGIN_ATTEMPTS] = AttemptLocks()

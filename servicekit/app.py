@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 
 import asyncpg
 from aiohttp import web
@@ -15,7 +14,6 @@ from aiohttp.typedefs import Middleware
 from kafka_integration import (
     RELAY,
     KafkaIntegrationError,
-    KafkaSettings,
     OutboxRelay,
     TopicSpec,
     check_credentials,
@@ -23,9 +21,8 @@ from kafka_integration import (
     ensure_topics,
     relay_context,
 )
-from servicekit.auth import REVOCATIONS, REVOCATIONS_TOPIC, AuthSettings, auth_middleware, revocations_context
-from servicekit.config import env_float, env_int, env_str
-from servicekit.db import DatabaseSettings, connect, migrate, open_pool
+from servicekit.auth import REVOCATIONS, REVOCATIONS_TOPIC, auth_middleware, revocations_context
+from servicekit.db import connect, migrate, open_pool
 from servicekit.docs import add_docs
 from servicekit.http import (
     MAX_BODY_BYTES,
@@ -36,55 +33,35 @@ from servicekit.http import (
 from servicekit.metrics import METRICS, ServiceMetrics, metrics_middleware, metrics_text
 from servicekit.openapi import document
 from servicekit.routes import Routes
+from servicekit.settings import HttpSettings, ServiceConfig
 
 log = logging.getLogger(__name__)
 
 DB_POOL = web.AppKey("servicekit.db_pool", asyncpg.Pool)
 
 
-@dataclass(frozen=True)
-class HttpSettings:
-    """Where a service listens and how long a request waits for its events to reach Kafka."""
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    delivery_timeout: float = 2.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str], default_port: int) -> HttpSettings:
-        return cls(
-            host=env_str(environ, "HOST", "127.0.0.1"),
-            port=env_int(environ, "PORT", default_port),
-            delivery_timeout=env_float(environ, "EVENT_DELIVERY_TIMEOUT", 2.0),
-        )
-
-
 def service_app(
+    config: ServiceConfig,
     *,
     title: str,
-    http: HttpSettings,
-    db: DatabaseSettings,
-    kafka: KafkaSettings,
-    migrations: Sequence[str],
     topics: Iterable[TopicSpec],
     routes: Routes,
-    auth: AuthSettings | None,
     middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
-    """The service's application, its routes and its OpenAPI document built from `routes`' declarations.
-    With `auth`, every route but /health, /metrics, /openapi.json and /docs (and routes declared
-    `public=True`) needs a valid, unrevoked token."""
-    topic_specs = list(topics)
-    checks = [auth_middleware(auth)] if auth is not None else []
-    if auth is not None:
-        topic_specs.append(REVOCATIONS_TOPIC)
+    """The service's application, its routes and its OpenAPI document built from `routes`'
+    declarations, on the settings every service has (`config`): its schema (migrated with the
+    migrations named `title`), Kafka and the key that checks tokens. Every route but /health,
+    /metrics, /openapi.json and /docs (and routes declared `public=True`) needs a valid,
+    unrevoked token."""
+    http, db, kafka, auth = config.http, config.db, config.kafka, config.auth
+    topic_specs = [*topics, REVOCATIONS_TOPIC]
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[
             request_id_middleware,
             metrics_middleware,
             error_middleware,
-            *checks,
+            auth_middleware(auth),
             *middlewares,
             deliver_messages(http.delivery_timeout, kafka.max_event_bytes),
         ],
@@ -92,7 +69,7 @@ def service_app(
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         async with open_pool(db) as pool:
-            applied = await migrate(pool, ["kafka_integration", *migrations], db.schema)
+            applied = await migrate(pool, ["kafka_integration", title], db.schema)
             if applied:
                 log.info("%s: applied migrations %s", title, applied)
             app[DB_POOL] = pool
@@ -111,8 +88,7 @@ def service_app(
 
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(kafka_topics)
-    if auth is not None:
-        app.cleanup_ctx.append(revocations_context(kafka))
+    app.cleanup_ctx.append(revocations_context(kafka))
     metrics = app[METRICS] = ServiceMetrics(title)
     app.cleanup_ctx.append(
         relay_context(

@@ -17,9 +17,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka_integration import KafkaSettings
-from servicekit.app import HttpSettings
 from servicekit.auth import AuthSettings
+from servicekit.config import env_float, env_int, env_str
 from servicekit.db import DatabaseSettings
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Where a service listens and how long a request waits for its events to reach Kafka."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    delivery_timeout: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], default_port: int) -> HttpSettings:
+        return cls(
+            host=env_str(environ, "HOST", "127.0.0.1"),
+            port=env_int(environ, "PORT", default_port),
+            delivery_timeout=env_float(environ, "EVENT_DELIVERY_TIMEOUT", 2.0),
+        )
 
 
 @dataclass(frozen=True)
