@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from kafka_integration import KafkaSettings
-from tests.support import Tokens, start_infra, unique, write_signing_keys
+from tests.support import Tokens, duplicates, start_infra, unique, write_signing_keys
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +30,12 @@ def tokens(signing_keys: dict[str, str]) -> Tokens:
 
 
 @pytest.fixture
-async def test_env(infra: dict[str, str], signing_keys: dict[str, str]) -> AsyncIterator[dict[str, str]]:
-    """Variables for one test: its own database schema and its own topic prefix."""
+async def test_env(
+    infra: dict[str, str], signing_keys: dict[str, str], request: pytest.FixtureRequest
+) -> AsyncIterator[dict[str, str]]:
+    """Variables for one test: its own database schema and its own topic prefix. At its end, no
+    email of the test (its MESSAGE_ID_DOMAIN) may have reached the SMTP sink twice, unless the
+    test is marked `crash_window` (it is about that window and bounds the copies itself)."""
     schema = unique("t_")
     env = {
         **infra,
@@ -42,6 +46,9 @@ async def test_env(infra: dict[str, str], signing_keys: dict[str, str]) -> Async
         "MESSAGE_ID_DOMAIN": f"{schema}.test",
     }
     yield env
+    if "SMTP_SINK_DIR" in env and request.node.get_closest_marker("crash_window") is None:
+        doubled = duplicates(env, env["MESSAGE_ID_DOMAIN"])
+        assert not doubled, f"emails received more than once: {doubled}"
     conn = await asyncpg.connect(infra["DATABASE_URL"])
     try:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
