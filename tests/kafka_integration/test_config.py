@@ -49,3 +49,14 @@ def test_plaintext_by_default_has_no_sasl_or_ssl() -> None:
 def test_invalid_settings_are_refused_with_a_clear_error(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         KafkaSettings.from_env(env)
+
+
+def test_topics_are_created_with_the_replication_and_min_insync_replicas_of_the_settings() -> None:
+    from kafka_integration import TopicSpec
+
+    single = TopicSpec("orders").new_topic(KafkaSettings.from_env({}))
+    assert single.replication_factor == 1 and "min.insync.replicas" not in single.topic_configs
+    cluster = KafkaSettings.from_env({"KAFKA_REPLICATION_FACTOR": "3", "KAFKA_MIN_INSYNC_REPLICAS": "2"})
+    topic = TopicSpec("orders").new_topic(cluster)
+    assert topic.replication_factor == 3
+    assert topic.topic_configs == {"cleanup.policy": "compact", "min.insync.replicas": "2"}
