@@ -19,18 +19,20 @@ from kafka_integration import KafkaSettings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_infra() -> dict[str, str]:
-    """Start (or find) the local Kafka, PostgreSQL and SMTP sink with the project's own script,
-    unless the environment already points at them; returns the variables to use."""
+def start_infra(kafka_nodes: int = 1) -> dict[str, str]:
+    """Start (or find) the local Kafka (one node, or the three-node cluster), PostgreSQL and SMTP
+    sink with the project's own script, unless the environment already points at them; returns
+    the variables to use."""
     given = {
         k: os.environ[k] for k in ("BOOTSTRAP_SERVERS", "DATABASE_URL", "SMTP_HOST") if os.environ.get(k)
     }
     if len(given) == 3:  # everything is configured from outside: start nothing
         extra = {k: os.environ[k] for k in ("SMTP_PORT", "SMTP_SINK_DIR", "LOCAL_KAFKA") if os.environ.get(k)}
         return {"SMTP_PORT": "25", **given, **extra}
-    subprocess.run(["bash", str(ROOT / "infra" / "up.sh")], check=True, cwd=ROOT)
+    script_env = {**os.environ, "KAFKA_NODES": str(kafka_nodes)}
+    subprocess.run(["bash", str(ROOT / "infra" / "up.sh")], check=True, cwd=ROOT, env=script_env)
     env: dict[str, str] = {}
-    written = "env.cluster" if os.environ.get("KAFKA_NODES") == "3" else "env"  # see infra/up.sh
+    written = "env.cluster" if kafka_nodes == 3 else "env"  # see infra/up.sh
     for line in (ROOT / ".run" / written).read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
