@@ -14,6 +14,16 @@ import orjson
 from servicekit.config import Secret, env_int, env_str
 
 DEFAULT_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:15432/app"
+
+# The database is gone or restarting (not the request's fault): the error middleware answers 503.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,  # connection refused or reset
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.ConnectionDoesNotExistError,  # the connection died in the middle of a query
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or recovering
+    asyncpg.AdminShutdownError,  # 57P01
+    asyncpg.CrashShutdownError,  # 57P02: another backend crashed, everyone is thrown out
+)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

@@ -76,7 +76,9 @@ def kafka(system_env: dict[str, str]) -> KafkaSettings:
 def workers(system_env: dict[str, str], tmp_path: Path) -> Iterator[list[WorkerProcess]]:
     """Two notification workers of one group (each its own state folder), not started yet."""
     made = [
-        WorkerProcess({**system_env, "MATERIALIZER_STATE_DIR": str(tmp_path / f"state{n}")}, tmp_path / f"w{n}.log")
+        WorkerProcess(
+            {**system_env, "MATERIALIZER_STATE_DIR": str(tmp_path / f"state{n}")}, tmp_path / f"w{n}.log"
+        )
         for n in (1, 2)
     ]
     yield made
@@ -156,7 +158,8 @@ def orders_processes(system_env: dict[str, str], tmp_path: Path) -> Iterator[lis
 @pytest.fixture
 async def parties(customers_client: TestClient[Any, Any]) -> tuple[int, list[int]]:
     """An organization and eight customers (each with an address of the test) to order for."""
-    org = await (await customers_client.post("/organizations", json={"organization": {"name": "FaultCo"}})).json()
+    made = await customers_client.post("/organizations", json={"organization": {"name": "FaultCo"}})
+    org = await made.json()
     ids = []
     for n in range(8):
         body = {"customer": {"name": f"F{n}", "last_name": "T", "email": f"{unique('f')}@example.com"}}
@@ -184,7 +187,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     write = terminalreporter.write_line
     write("")
-    write("| fault | orders placed | acknowledged | events published | emails received | duplicates | s to recover |")
+    write(
+        "| fault | orders placed | acknowledged | events published | emails received | duplicates "
+        "| s to recover |"
+    )
     write("|---|---|---|---|---|---|---|")
     for o in REPORT:
         write(

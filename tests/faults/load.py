@@ -10,7 +10,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -75,7 +74,8 @@ class SteadyLoad:
                 while True:
                     attempt = Attempt(po=f"{self.tag}-{n}", started=time.time())
                     self.attempts.append(attempt)
-                    task = asyncio.create_task(self._place(session, self.urls[n % len(self.urls)], attempt, n))
+                    url = self.urls[n % len(self.urls)]
+                    task = asyncio.create_task(self._place(session, url, attempt, n))
                     inflight.add(task)
                     task.add_done_callback(inflight.discard)
                     n += 1

@@ -57,7 +57,13 @@ async def test_the_broker_leading_orders_and_invoices_killed_loses_and_doubles_n
         return await cluster.busiest_leader(kafka, ["orders", "invoices"])
 
     await _kill_node_under_load(
-        "kill -9 the leader of orders/invoices", leader, orders_client, parties, workers, system_env, kafka,
+        "kill -9 the leader of orders/invoices",
+        leader,
+        orders_client,
+        parties,
+        workers,
+        system_env,
+        kafka,
         admin_token,
     )
 
@@ -74,6 +80,12 @@ async def test_the_active_controller_killed_loses_and_doubles_nothing(
         return cluster.active_controller()
 
     await _kill_node_under_load(
-        "kill -9 the active controller", controller, orders_client, parties, workers, system_env, kafka,
+        "kill -9 the active controller",
+        controller,
+        orders_client,
+        parties,
+        workers,
+        system_env,
+        kafka,
         admin_token,
     )

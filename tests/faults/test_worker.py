@@ -1,0 +1,123 @@
+"""The notifications worker killed with SIGKILL at chosen moments under a steady order rate: while
+notifications are `sending` (seen in the table, every one of them held by the SMTP server before
+it stored anything), between the server's `250` and the `sent` mark (the documented crash
+window: at most one extra copy, same Message-ID), and during a rebalance with a second worker."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from kafka_integration import KafkaSettings
+from tests.faults.load import SteadyLoad, acknowledged_since, check, flowing
+from tests.faults.sink import FaultySink
+from tests.support import unique, wait_until
+from tests.system.conftest import WorkerProcess
+
+
+async def _sending(env: dict[str, str]) -> int:
+    conn = await asyncpg.connect(env["DATABASE_URL"], server_settings={"search_path": env["DATABASE_SCHEMA"]})
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM email_notifications WHERE status = 'sending'"))
+    finally:
+        await conn.close()
+
+
+async def _every_sending_one_held(env: dict[str, str], sink: FaultySink) -> None:
+    """Wait until notifications are `sending` and each of them is held by the server (so no
+    sender is anywhere else: e.g. between a 250 and its `sent` mark)."""
+
+    async def held() -> bool:
+        sending = await _sending(env)
+        return sending >= 1 and sending == sink.waiting
+
+    await wait_until(held, timeout=120, interval=0.05)
+
+
+def _load(client: TestClient[Any, Any], token: str, parties: tuple[int, list[int]]) -> SteadyLoad:
+    return SteadyLoad([str(client.make_url("")).rstrip("/")], token, parties[0], parties[1], unique("w"))
+
+
+async def test_worker_killed_while_notifications_are_sending_sends_each_once(
+    orders_client: TestClient[Any, Any],
+    parties: tuple[int, list[int]],
+    workers: list[WorkerProcess],
+    sink: FaultySink,
+    system_env: dict[str, str],
+    kafka: KafkaSettings,
+    admin_token: str,
+) -> None:
+    workers[0].start()
+    async with _load(orders_client, admin_token, parties) as load:
+        await flowing(system_env, load)
+        sink.hold("store")
+        await _every_sending_one_held(system_env, sink)
+        print(f"kill while {sink.waiting} notifications are sending")
+        fault_at = time.time()
+        workers[0].kill()
+        sink.release()
+        workers[0].start()  # as its supervisor would
+        await acknowledged_since(load, time.time(), 10)
+    await check("kill -9 the worker while sending", load, system_env, kafka, fault_at=fault_at)
+
+
+@pytest.mark.crash_window
+async def test_worker_killed_between_the_smtp_250_and_the_sent_mark_sends_at_most_one_extra_copy(
+    orders_client: TestClient[Any, Any],
+    parties: tuple[int, list[int]],
+    workers: list[WorkerProcess],
+    sink: FaultySink,
+    system_env: dict[str, str],
+    kafka: KafkaSettings,
+    admin_token: str,
+) -> None:
+    workers[0].start()
+    async with _load(orders_client, admin_token, parties) as load:
+        await flowing(system_env, load)
+        sink.hold("reply")  # stored, the 250 not sent yet: the server has them, the worker cannot know
+        await _every_sending_one_held(system_env, sink)
+        window = set(sink.stored_while_held)
+        print(f"kill with {len(window)} messages stored and their 250 held")
+        fault_at = time.time()
+        workers[0].kill()
+        sink.release()
+        workers[0].start()
+        await acknowledged_since(load, time.time(), 10)
+    fault = "kill -9 the worker between 250 and sent"
+    outcome = await check(fault, load, system_env, kafka, fault_at=fault_at, may_double=window)
+    # each message caught in the window was sent again once after the lease, same Message-ID
+    invoices_in_window = {mid for mid in window if mid.startswith("<invoice-")}
+    assert outcome.duplicates == len(invoices_in_window) >= 1
+
+
+async def test_worker_killed_during_a_rebalance_with_a_second_worker_alive_sends_each_once(
+    orders_client: TestClient[Any, Any],
+    parties: tuple[int, list[int]],
+    workers: list[WorkerProcess],
+    sink: FaultySink,
+    system_env: dict[str, str],
+    kafka: KafkaSettings,
+    admin_token: str,
+) -> None:
+    first, second = workers
+    first.start()
+    async with _load(orders_client, admin_token, parties) as load:
+        await flowing(system_env, load)
+        sink.hold("store")
+        second.start()  # joins the group: the first gives its partitions up
+
+        async def rebalancing() -> bool:
+            return "stream partitions revoked" in first.log.read_text(errors="replace")
+
+        await wait_until(rebalancing, timeout=120, interval=0.05)
+        await _every_sending_one_held(system_env, sink)
+        fault_at = time.time()
+        first.kill()
+        sink.release()
+        # nobody restarts the first: the second takes its partitions and its unsent notifications
+        await acknowledged_since(load, time.time(), 10)
+    await check("kill -9 a worker during a rebalance", load, system_env, kafka, fault_at=fault_at)
