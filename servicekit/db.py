@@ -16,7 +16,7 @@ from servicekit.config import Secret, env_int, env_str
 DEFAULT_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:15432/app"
 
 # The database is gone or restarting (not the request's fault): the error middleware answers 503.
-UNREACHABLE: tuple[type[BaseException], ...] = (
+_UNREACHABLE: tuple[type[BaseException], ...] = (
     ConnectionError,  # connection refused or reset
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.ConnectionDoesNotExistError,  # the connection died in the middle of a query
@@ -24,6 +24,22 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,  # 57P01
     asyncpg.CrashShutdownError,  # 57P02: another backend crashed, everyone is thrown out
 )
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether this error means the database is gone or restarting, not a fault of the query:
+    also an error raised while handling one (a transaction's exit on a connection that died)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        if isinstance(current, _UNREACHABLE):
+            return True
+        if isinstance(current, asyncpg.InterfaceError) and "connection is closed" in str(current):
+            return True
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return False
+
+
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from servicekit.db import UNREACHABLE as DATABASE_UNREACHABLE
+from servicekit.db import unreachable as database_unreachable
 from servicekit.encoding import dumps
 from servicekit.errors import (
     BadRequest,
@@ -99,10 +99,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ServiceError as exc:
         return json_response(exc.as_json(), status=exc.status)
-    except DATABASE_UNREACHABLE as exc:  # a write in flight when the database died: try again
-        log.warning("database unreachable in %s %s: %r", request.method, request.path, exc)
-        down = Unavailable("the database cannot be reached now; try again")
-        return json_response(down.as_json(), status=down.status)
     except web.HTTPRequestEntityTooLarge as exc:
         err = PayloadTooLarge(exc.text or "body too large")
         return json_response(err.as_json(), status=err.status)
@@ -113,7 +109,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_response(
             {"error": code, "message": exc.text or exc.reason}, status=exc.status, headers=None
         )
-    except Exception:
+    except Exception as exc:
+        if database_unreachable(exc):  # a write in flight when the database died: try again
+            log.warning("database unreachable in %s %s: %r", request.method, request.path, exc)
+            down = Unavailable("the database cannot be reached now; try again")
+            return json_response(down.as_json(), status=down.status)
         request_id = request.get(REQUEST_ID, "-")
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
         return json_response(

@@ -63,7 +63,6 @@ def system_env(test_env: dict[str, str], tmp_path: Path, sink: FaultySink) -> di
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(sink.port),
         "SMTP_SINK_DIR": str(sink.folder),
-        "SMTP_TIMEOUT": "5",  # a crashed sender's lease: 30 s
     }
 
 

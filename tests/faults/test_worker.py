@@ -22,7 +22,12 @@ from tests.system.conftest import WorkerProcess
 async def _sending(env: dict[str, str]) -> int:
     conn = await asyncpg.connect(env["DATABASE_URL"], server_settings={"search_path": env["DATABASE_SCHEMA"]})
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM email_notifications WHERE status = 'sending'"))
+        # `sending` with a live lease: a sender is at it now (one that gave up released its lease)
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM email_notifications WHERE status = 'sending' AND lease_until > now()"
+            )
+        )
     finally:
         await conn.close()
 
