@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install infra infra-down lint bench clean
+.PHONY: run test test-faults install infra infra-down lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: install
 ## The whole suite, integration included, against real Kafka, PostgreSQL and SMTP.
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The fault suite: a three-node Kafka cluster (started on its own ports), kills under load.
+test-faults: install
+	$(PY) -m pytest --faults tests/faults $(PYTEST_ARGS)
 
 infra: install
 	bash infra/up.sh

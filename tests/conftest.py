@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,24 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from kafka_integration import KafkaSettings
 from tests.support import Tokens, duplicates, start_infra, unique, write_signing_keys
+
+
+FAULTS = Path(__file__).parent / "faults"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--faults",
+        action="store_true",
+        help="also collect tests/faults (the three-node fault suite; `make test-faults`)",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`make test` is the single-node suite: the fault suite runs only with --faults."""
+    if collection_path == FAULTS and not config.getoption("--faults"):
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")
