@@ -36,6 +36,10 @@ def unreachable(exc: BaseException) -> bool:
             return True
         if isinstance(current, asyncpg.InterfaceError) and "connection is closed" in str(current):
             return True
+        # a pooled connection the crash left half-way through an operation (seen on BEGIN after
+        # the postmaster was killed); our code never shares a connection between tasks
+        if isinstance(current, asyncpg.InternalClientError) and "another operation" in str(current):
+            return True
         current, seen = current.__cause__ or current.__context__, seen + 1
     return False
 

@@ -5,7 +5,6 @@ processes. Run with `make test-faults`; not part of `make test`."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from tests.faults.load import REPORT
 from tests.faults.sink import FaultySink
 from tests.support import ROOT, Tokens, start_infra, unique, wait_until
 from tests.system.conftest import WorkerProcess
+
+SENDERS = 4  # SMTP senders per worker
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +64,7 @@ def system_env(test_env: dict[str, str], tmp_path: Path, sink: FaultySink) -> di
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(sink.port),
         "SMTP_SINK_DIR": str(sink.folder),
+        "SMTP_CONCURRENCY": str(SENDERS),
     }
 
 
@@ -171,14 +173,6 @@ async def parties(customers_client: TestClient[Any, Any]) -> tuple[int, list[int
 @pytest.fixture
 def admin_token(tokens: Tokens) -> str:
     return tokens.admin()
-
-
-async def until(check: Any, timeout: float = 120.0) -> None:
-    await wait_until(check, timeout=timeout, interval=0.2)
-
-
-async def in_thread(fn: Any, *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

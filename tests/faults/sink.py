@@ -33,7 +33,7 @@ class FaultySink(smtp_sink.SaveToFolder):  # type: ignore[misc, name-defined]
         self.mode: str | None = None  # None, "store" or "reply"
         self._open = asyncio.Event()
         self._open.set()
-        self.waiting = 0  # messages held at the gate now
+        self.held_peers: list[int] = []  # the client port of each message held at the gate now
         self.stored_while_held: list[str] = []  # Message-IDs stored whose 250 was held
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -97,16 +97,21 @@ class FaultySink(smtp_sink.SaveToFolder):  # type: ignore[misc, name-defined]
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         mode = self.mode if not self._open.is_set() else None
         if mode == "store":
-            await self._wait()  # cancelled if the sender dies: nothing is stored
+            await self._wait(session)  # cancelled if the sender dies: nothing is stored
         self.store(envelope)
         if mode == "reply":
             self.stored_while_held.append(smtp_sink.message_id(envelope.original_content or b""))
-            await self._wait()
+            await self._wait(session)
         return "250 Message accepted for delivery"
 
-    async def _wait(self) -> None:
-        self.waiting += 1
+    @property
+    def waiting(self) -> int:
+        return len(self.held_peers)
+
+    async def _wait(self, session: Session) -> None:
+        port = int(session.peer[1]) if isinstance(session.peer, tuple) else 0
+        self.held_peers.append(port)
         try:
             await self._open.wait()
         finally:
-            self.waiting -= 1
+            self.held_peers.remove(port)

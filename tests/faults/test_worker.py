@@ -5,6 +5,8 @@ window: at most one extra copy, same Message-ID), and during a rebalance with a 
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import time
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from kafka_integration import KafkaSettings
+from tests.faults.conftest import SENDERS
 from tests.faults.load import SteadyLoad, acknowledged_since, check, flowing
 from tests.faults.sink import FaultySink
 from tests.support import unique, wait_until
@@ -22,25 +25,30 @@ from tests.system.conftest import WorkerProcess
 async def _sending(env: dict[str, str]) -> int:
     conn = await asyncpg.connect(env["DATABASE_URL"], server_settings={"search_path": env["DATABASE_SCHEMA"]})
     try:
-        # `sending` with a live lease: a sender is at it now (one that gave up released its lease)
-        return int(
-            await conn.fetchval(
-                "SELECT count(*) FROM email_notifications WHERE status = 'sending' AND lease_until > now()"
-            )
-        )
+        return int(await conn.fetchval("SELECT count(*) FROM email_notifications WHERE status = 'sending'"))
     finally:
         await conn.close()
 
 
-async def _every_sending_one_held(env: dict[str, str], sink: FaultySink) -> None:
-    """Wait until notifications are `sending` and each of them is held by the server (so no
-    sender is anywhere else: e.g. between a 250 and its `sent` mark)."""
+def _client_ports(pid: int) -> set[int]:
+    """The local ports of the TCP connections process `pid` holds (its SMTP sessions among them)."""
+    out = subprocess.run(["ss", "-Htnp"], capture_output=True, text=True, check=True).stdout
+    return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines() if f"pid={pid}," in line}
+
+
+async def _every_sender_held(env: dict[str, str], sink: FaultySink, worker: WorkerProcess) -> None:
+    """Wait until each of the worker's senders has a message held by the server (so none is
+    anywhere else, e.g. between a 250 and its `sent` mark); the table shows them `sending`."""
+    assert worker.proc is not None
 
     async def held() -> bool:
-        sending = await _sending(env)
-        return sending >= 1 and sending == sink.waiting
+        mine = await asyncio.to_thread(_client_ports, worker.proc.pid)  # type: ignore[union-attr]
+        return sum(1 for port in sink.held_peers if port in mine) == SENDERS
 
     await wait_until(held, timeout=120, interval=0.05)
+    sending = await _sending(env)
+    assert sending >= SENDERS, sending
+    print(f"kill with {sending} notifications sending, {SENDERS} of them held by the server")
 
 
 def _load(client: TestClient[Any, Any], token: str, parties: tuple[int, list[int]]) -> SteadyLoad:
@@ -60,8 +68,7 @@ async def test_worker_killed_while_notifications_are_sending_sends_each_once(
     async with _load(orders_client, admin_token, parties) as load:
         await flowing(system_env, load)
         sink.hold("store")
-        await _every_sending_one_held(system_env, sink)
-        print(f"kill while {sink.waiting} notifications are sending")
+        await _every_sender_held(system_env, sink, workers[0])
         fault_at = time.time()
         workers[0].kill()
         sink.release()
@@ -84,7 +91,7 @@ async def test_worker_killed_between_the_smtp_250_and_the_sent_mark_sends_at_mos
     async with _load(orders_client, admin_token, parties) as load:
         await flowing(system_env, load)
         sink.hold("reply")  # stored, the 250 not sent yet: the server has them, the worker cannot know
-        await _every_sending_one_held(system_env, sink)
+        await _every_sender_held(system_env, sink, workers[0])
         window = set(sink.stored_while_held)
         print(f"kill with {len(window)} messages stored and their 250 held")
         fault_at = time.time()
@@ -119,7 +126,7 @@ async def test_worker_killed_during_a_rebalance_with_a_second_worker_alive_sends
             return "stream partitions revoked" in first.log.read_text(errors="replace")
 
         await wait_until(rebalancing, timeout=120, interval=0.05)
-        await _every_sending_one_held(system_env, sink)
+        await _every_sender_held(system_env, sink, first)
         fault_at = time.time()
         first.kill()
         sink.release()

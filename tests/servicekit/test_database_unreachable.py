@@ -32,6 +32,10 @@ def _closed_during_transaction() -> BaseException:
         (asyncpg.CannotConnectNowError("the database system is starting up"), True),
         (asyncpg.AdminShutdownError("terminating connection due to unexpected postmaster exit"), True),
         (_closed_during_transaction(), True),
+        (
+            asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
+            True,
+        ),
         (asyncpg.UniqueViolationError("duplicate key"), False),
         (asyncpg.InterfaceError("cannot perform operation: another operation is in progress"), False),
         (ValueError("a bug"), False),
