@@ -139,6 +139,11 @@ async def test_broker_down_for_30_seconds_while_orders_are_placed_loses_no_email
         loop = asyncio.get_running_loop()
         stopped_at = loop.time()
         await _place(orders, org_id, people, total, tag)  # 201 each: the outbox keeps the events
+        # a customer id orders has never seen cannot be checked while the broker is away: 503
+        unknown = {"po": f"{tag}-unknown", "organization_id": org_id, "customer_id": 987654321, **ORDER}
+        refused = await orders.post("/orders", json=unknown)
+        assert refused.status == 503, await refused.text()
+        assert "customers topic" in (await refused.json())["message"]
         await asyncio.sleep(max(0.0, 30 - (loop.time() - stopped_at)))
     finally:
         await asyncio.to_thread(kafka_script, "start")
