@@ -4,3 +4,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bash "$INFRA/smtp.sh" stop
 bash "$INFRA/postgres.sh" stop
 bash "$INFRA/kafka.sh" stop
+KAFKA_NODES=3 bash "$INFRA/kafka.sh" stop  # the fault suite's cluster, if it ran

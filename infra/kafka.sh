@@ -102,7 +102,6 @@ PROPS
 
 stop() {
   stop_pid "$PID" 30
-  stop_cluster
   log "kafka stopped"
 }
 
