@@ -87,3 +87,24 @@ def test_the_sink_keeps_every_copy_of_a_repeated_message_id(infra: dict[str, str
     assert len(stored) == 2
     assert all(email.message_from_bytes(p.read_bytes())["Subject"] == "twice" for p in stored)
     assert copies(infra, message_id) == {message_id: 2}
+
+
+def test_the_kafka_script_knows_one_node_or_three_and_refuses_other_counts() -> None:
+    env = {"PATH": "/usr/bin:/bin", "KAFKA_NODES": "2", "RUN_DIR": "/tmp/kafka-nodes-check"}
+    done = subprocess.run(
+        ["bash", str(ROOT / "infra" / "kafka.sh"), "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2 and "KAFKA_NODES must be 1 or 3" in done.stderr
+    env = {**env, "KAFKA_NODES": "3", "KAFKA_PORT": "61092"}
+    done = subprocess.run(
+        ["bash", str(ROOT / "infra" / "kafka.sh"), "bootstrap"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.stdout.strip() == "127.0.0.1:61192,127.0.0.1:61292,127.0.0.1:61392"
