@@ -14,7 +14,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from kafka_integration import KafkaSettings
 from tests.support import Tokens, duplicates, start_infra, unique, write_signing_keys
 
-
 FAULTS = Path(__file__).parent / "faults"
 
 
