@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient
@@ -144,9 +145,15 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def orders_processes(system_env: dict[str, str], tmp_path: Path) -> Iterator[list[ServiceProcess]]:
-    """Two instances of the orders service on one schema (one relay publishes at a time)."""
-    env = {**system_env, "FAULT_PAUSE_AFTER_PUBLISH": str(tmp_path / "pause-relay")}
+async def orders_processes(system_env: dict[str, str], tmp_path: Path) -> AsyncIterator[list[ServiceProcess]]:
+    """Two instances of the orders service on a schema of their own, as in production (one relay
+    per schema publishes at a time; the customers service in this process has the test's)."""
+    schema = f"{system_env['DATABASE_SCHEMA']}_orders"
+    env = {
+        **system_env,
+        "DATABASE_SCHEMA": schema,
+        "FAULT_PAUSE_AFTER_PUBLISH": str(tmp_path / "pause-relay"),
+    }
     made = [
         ServiceProcess("tests.faults.orders_relay_pause", env, free_port(), tmp_path / f"orders{n}.log")
         for n in (1, 2)
@@ -154,6 +161,11 @@ def orders_processes(system_env: dict[str, str], tmp_path: Path) -> Iterator[lis
     yield made
     for process in made:
         process.stop()
+    conn = await asyncpg.connect(system_env["DATABASE_URL"])
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

@@ -51,6 +51,22 @@ async def _every_sender_held(env: dict[str, str], sink: FaultySink, worker: Work
     print(f"kill with {sending} notifications sending, {SENDERS} of them held by the server")
 
 
+async def _kill_then_release(worker: WorkerProcess, sink: FaultySink) -> float:
+    """kill -9 the worker, let the server see its sessions drop (a message held before it was
+    stored is then never stored), then let the server go on; the moment of the kill."""
+    assert worker.proc is not None
+    ports = await asyncio.to_thread(_client_ports, worker.proc.pid)
+    fault_at = time.time()
+    worker.kill()
+
+    async def sessions_dropped() -> bool:
+        return not any(port in ports for port in sink.held_peers)
+
+    await wait_until(sessions_dropped, timeout=30, interval=0.05)
+    sink.release()
+    return fault_at
+
+
 def _load(client: TestClient[Any, Any], token: str, parties: tuple[int, list[int]]) -> SteadyLoad:
     return SteadyLoad([str(client.make_url("")).rstrip("/")], token, parties[0], parties[1], unique("w"))
 
@@ -69,9 +85,7 @@ async def test_worker_killed_while_notifications_are_sending_sends_each_once(
         await flowing(system_env, load)
         sink.hold("store")
         await _every_sender_held(system_env, sink, workers[0])
-        fault_at = time.time()
-        workers[0].kill()
-        sink.release()
+        fault_at = await _kill_then_release(workers[0], sink)
         workers[0].start()  # as its supervisor would
         await acknowledged_since(load, time.time(), 10)
     await check("kill -9 the worker while sending", load, system_env, kafka, fault_at=fault_at)
@@ -94,9 +108,7 @@ async def test_worker_killed_between_the_smtp_250_and_the_sent_mark_sends_at_mos
         await _every_sender_held(system_env, sink, workers[0])
         window = set(sink.stored_while_held)
         print(f"kill with {len(window)} messages stored and their 250 held")
-        fault_at = time.time()
-        workers[0].kill()
-        sink.release()
+        fault_at = await _kill_then_release(workers[0], sink)
         workers[0].start()
         await acknowledged_since(load, time.time(), 10)
     fault = "kill -9 the worker between 250 and sent"
@@ -127,9 +139,7 @@ async def test_worker_killed_during_a_rebalance_with_a_second_worker_alive_sends
 
         await wait_until(rebalancing, timeout=120, interval=0.05)
         await _every_sender_held(system_env, sink, first)
-        fault_at = time.time()
-        first.kill()
-        sink.release()
+        fault_at = await _kill_then_release(first, sink)
         # nobody restarts the first: the second takes its partitions and its unsent notifications
         await acknowledged_since(load, time.time(), 10)
     await check("kill -9 a worker during a rebalance", load, system_env, kafka, fault_at=fault_at)
