@@ -67,13 +67,15 @@ class FaultySink(smtp_sink.SaveToFolder):  # type: ignore[misc, name-defined]
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        """Close the port (new connections are refused) and drop every open session."""
+        """Close the port (new connections are refused) and close every open session after what
+        it has written (a `250` already given still reaches its client; dropping it would be a
+        server crash between storing and answering, the window no SMTP client can close)."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
         for session in list(self._sessions):
             if session.transport is not None:
-                session.transport.abort()
+                session.transport.close()
         self._sessions.clear()
 
     # --- faults ----------------------------------------------------------------------------
