@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from kafka_integration.errors import EventTooLarge
+from servicekit.db import unreachable as database_unreachable
 from servicekit.encoding import dumps
 from servicekit.errors import (
     BadRequest,
@@ -20,6 +21,7 @@ from servicekit.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceError,
+    Unavailable,
     ValidationFailed,
 )
 from servicekit.fields import MAX_ID as MAX_ID  # re-exported: security/models.py imports it here
@@ -134,7 +136,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_response(
             {"error": code, "message": exc.text or exc.reason}, status=exc.status, headers=None
         )
-    except Exception:
+    except Exception as exc:
+        if database_unreachable(exc):  # a write in flight when the database died: try again
+            log.warning("database unreachable in %s %s: %r", request.method, request.path, exc)
+            down = Unavailable("the database cannot be reached now; try again")
+            return json_response(down.as_json(), status=down.status)
         request_id = request.get(REQUEST_ID, "-")
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
         return json_response(
