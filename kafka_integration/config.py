@@ -37,7 +37,6 @@ class KafkaSettings:
     ssl_cafile: str = ""  # PEM file of the CA that signed the brokers' certificates; "": the system's
     client_id: str = "kafka-and-python"
     topic_prefix: str = ""
-    replication_factor: int = 1
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     replication_factor: int = 1  # of the topics the services create (3 on a production cluster)
     min_insync_replicas: int = 1  # replicas that must have a write before acks=all answers
