@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-secured install infra infra-down lint bench clean
+.PHONY: run test test-secured test-faults install infra infra-down lint bench clean
 
 # pip without -q: each package it downloads is listed with its size (and a progress bar on a terminal).
 $(VENV)/.installed: pyproject.toml
@@ -36,6 +36,10 @@ test: install
 ## started on its own ports (KAFKA_SECURED_PORT, KAFKA_SECURED_CONTROLLER_PORT). Not in `make test`.
 test-secured: install
 	KAFKA_SECURITY=sasl_ssl $(PY) -m pytest tests/secured $(PYTEST_ARGS)
+
+## The fault suite: a three-node Kafka cluster (started on its own ports), kills under load.
+test-faults: install
+	$(PY) -m pytest --faults tests/faults $(PYTEST_ARGS)
 
 infra: install
 	bash infra/up.sh

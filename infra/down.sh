@@ -5,3 +5,4 @@ bash "$INFRA/smtp.sh" stop
 bash "$INFRA/postgres.sh" stop
 bash "$INFRA/kafka.sh" stop
 KAFKA_SECURITY=sasl_ssl bash "$INFRA/kafka.sh" stop  # the secured one of make test-secured
+KAFKA_NODES=3 bash "$INFRA/kafka.sh" stop  # the fault suite's cluster, if it ran

@@ -7,9 +7,10 @@ first, then renamed, so a reader never sees half a message. The envelope is kept
 added on top: `X-Envelope-From` and one `X-Envelope-To` per recipient. Any AUTH PLAIN/LOGIN
 credentials are accepted, so clients configured for a real provider work unchanged.
 
-Like a mailbox store (Gmail, Dovecot's duplicate suppression), the sink keeps one copy per
-Message-ID: a second message with a Message-ID it already holds is accepted, not stored again,
-and noted in `duplicates.log` (one line per suppressed copy) so tests can still count redeliveries.
+Every copy received is kept, a repeated Message-ID included: a sink that stored one copy per
+Message-ID (as a mailbox store does) would hide the duplicates the tests are there to count.
+Each arrival is also one line of `received.log` (`<arrival ns> <Message-ID> <recipients>`), so
+copies per Message-ID can be counted without parsing every file.
 """
 
 from __future__ import annotations
@@ -29,33 +30,34 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 
 
-def _message_id(content: bytes) -> str | None:
+def message_id(content: bytes) -> str | None:
     parsed = BytesParser(policy=policy.compat32).parsebytes(content, headersonly=True)
     value = parsed.get("Message-ID")
     return str(value).strip() if value else None
 
 
 class SaveToFolder:
+    """The aiosmtpd handler: stores each message received (every copy) in `folder`."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.seen = {mid for path in folder.glob("*.eml") if (mid := _message_id(path.read_bytes()))}
 
-    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+    def store(self, envelope: Envelope) -> Path:
         head = [f"X-Envelope-From: {envelope.mail_from}"]
         head += [f"X-Envelope-To: {rcpt}" for rcpt in envelope.rcpt_tos]
         content = envelope.original_content or b""
-        message_id = _message_id(content)
-        if message_id is not None and message_id in self.seen:
-            with open(self.folder / "duplicates.log", "a") as log:
-                log.write(f"{time.time_ns()} {message_id} {' '.join(envelope.rcpt_tos)}\n")
-            return "250 Message accepted for delivery (duplicate Message-ID, kept once)"
+        arrival = time.time_ns()
         data = ("\r\n".join(head) + "\r\n").encode() + content
-        name = f"{time.time_ns()}-{uuid.uuid4().hex}.eml"
+        name = f"{arrival}-{uuid.uuid4().hex}.eml"
         tmp = self.folder / f".{name}.tmp"
         tmp.write_bytes(data)
         os.replace(tmp, self.folder / name)
-        if message_id is not None:
-            self.seen.add(message_id)
+        with open(self.folder / "received.log", "a") as log:
+            log.write(f"{arrival} {message_id(content) or '-'} {' '.join(envelope.rcpt_tos)}\n")
+        return self.folder / name
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        self.store(envelope)
         return "250 Message accepted for delivery"
 
 

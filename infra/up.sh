@@ -2,11 +2,19 @@
 # Start what is not configured from outside, then write .run/env for the services and tests.
 #   BOOTSTRAP_SERVERS set -> no local Kafka; DATABASE_URL set -> no local PostgreSQL;
 #   SMTP_HOST set -> no local SMTP sink.
+#   KAFKA_NODES=3 -> the three-node Kafka cluster (replication 3, min.insync.replicas=2), and the
+#   variables go to .run/env.cluster instead (the single node and the cluster can both run).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 lines=()
+ENV_FILE="$RUN/env"
 if [ -n "${BOOTSTRAP_SERVERS:-}" ]; then
   lines+=("BOOTSTRAP_SERVERS=$BOOTSTRAP_SERVERS")
+elif [ "${KAFKA_NODES:-1}" = 3 ]; then
+  KAFKA_NODES=3 bash "$INFRA/kafka.sh" start
+  lines+=("BOOTSTRAP_SERVERS=$(KAFKA_NODES=3 bash "$INFRA/kafka.sh" bootstrap)" "LOCAL_KAFKA=1" "KAFKA_NODES=3"
+          "KAFKA_REPLICATION_FACTOR=3" "KAFKA_MIN_INSYNC_REPLICAS=2")
+  ENV_FILE="$RUN/env.cluster"
 else
   bash "$INFRA/kafka.sh" start
   lines+=("BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT:-19092}" "LOCAL_KAFKA=1")
@@ -23,7 +31,7 @@ else
   bash "$INFRA/smtp.sh" start
   lines+=("SMTP_HOST=127.0.0.1" "SMTP_PORT=${SMTP_SINK_PORT:-11025}" "SMTP_SINK_DIR=${SMTP_SINK_DIR:-$RUN/mail}" "LOCAL_SMTP=1")
 fi
-printf '%s\n' "${lines[@]}" > "$RUN/env.tmp"
-mv "$RUN/env.tmp" "$RUN/env"
-log "addresses (also in $RUN/env):"
-sed 's/^/[infra]   /; s/:postgres@/:***@/' "$RUN/env" >&2
+printf '%s\n' "${lines[@]}" > "$ENV_FILE.tmp"
+mv "$ENV_FILE.tmp" "$ENV_FILE"
+log "addresses (also in $ENV_FILE):"
+sed 's/^/[infra]   /; s/:postgres@/:***@/' "$ENV_FILE" >&2

@@ -37,8 +37,9 @@ class KafkaSettings:
     ssl_cafile: str = ""  # PEM file of the CA that signed the brokers' certificates; "": the system's
     client_id: str = "kafka-and-python"
     topic_prefix: str = ""
-    replication_factor: int = 1
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    replication_factor: int = 1  # of the topics the services create (3 on a production cluster)
+    min_insync_replicas: int = 1  # replicas that must have a write before acks=all answers
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], client_id: str = "kafka-and-python") -> KafkaSettings:
@@ -73,6 +74,7 @@ class KafkaSettings:
             topic_prefix=env_str(environ, "KAFKA_TOPIC_PREFIX"),
             replication_factor=env_int(environ, "KAFKA_REPLICATION_FACTOR", 1),
             max_event_bytes=max_event_bytes,
+            min_insync_replicas=env_int(environ, "KAFKA_MIN_INSYNC_REPLICAS", 1),
         )
 
     def topic(self, name: str) -> str:

@@ -25,7 +25,10 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
     def new_topic(self, settings: KafkaSettings) -> NewTopic:
-        config = {"cleanup.policy": "compact" if self.compacted else "delete", **self.config}
+        config = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if settings.min_insync_replicas > 1:  # else the broker's default (1), as on a single node
+            config["min.insync.replicas"] = str(settings.min_insync_replicas)
+        config.update(self.config)
         return NewTopic(
             name=settings.topic(self.name),
             num_partitions=self.partitions,

@@ -5,8 +5,9 @@ is committed before the SMTP call, marked `sending` while it runs and `sent` aft
 250. A record seen again (a redelivery after a crash) whose row is `sent` or `failed` sends
 nothing. A row left `created`/`sending` by a crash is sent again with the same Message-ID: the
 only case that can reach the server twice is a crash in the instant between the server accepting
-the message and the `sent` mark; the stable Message-ID lets the receiving side drop that copy
-(mailbox stores such as Gmail do; the project's sink does). That last step is left to the SMTP side.
+the message and the `sent` mark (a database away at that moment is waited for, not given up on);
+the stable Message-ID lets the receiving side drop that copy (mailbox stores such as Gmail do;
+the project's sink keeps every copy, so tests count them). That last step is left to the SMTP side.
 SMTP refusals (5xx) are recorded as `failed` with the error, and so is a message that cannot be
 composed (a bad header value, a broken template): it would fail again, so it is never retried. An
 unreachable server raises, so the caller retries later without losing the record; any other
@@ -15,6 +16,7 @@ error is the caller's to count (`db.record_failure`: a bounded number of attempt
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -27,6 +29,7 @@ import asyncpg
 from notifications import db, mailer, templates
 from notifications.db import Source
 from notifications.mailer import SmtpSettings
+from servicekit.db import unreachable
 from servicekit.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -130,9 +133,26 @@ class Notifier:
             raise SmtpUnavailable(str(exc)) from exc
         except aiosmtplib.SMTPException as exc:
             return await self._failed(row, f"{type(exc).__name__}: {exc}")
-        await db.mark_sent(self.pool, row["id"])
+        await self._mark_sent(row["id"])
         self.sent += 1
         return "sent"
+
+    async def _mark_sent(self, notification_id: int) -> None:
+        """The server has the message: record it, waiting out a database that is away (an error
+        here would leave the row `sending`, and its lease's end would send it a second time)."""
+        delay = 0.2
+        while True:
+            try:
+                await db.mark_sent(self.pool, notification_id)
+                return
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
+                log.warning(
+                    "notification %s was sent; recording it waits for the database (%r)", notification_id, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     async def _failed(self, row: dict[str, Any], error: str) -> str:
         await db.mark_failed(self.pool, row["id"], error)

@@ -14,6 +14,36 @@ import orjson
 from servicekit.config import Secret, env_int, env_str
 
 DEFAULT_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:15432/app"
+
+# The database is gone or restarting (not the request's fault): the error middleware answers 503.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,  # connection refused or reset
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.ConnectionDoesNotExistError,  # the connection died in the middle of a query
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or recovering
+    asyncpg.AdminShutdownError,  # 57P01
+    asyncpg.CrashShutdownError,  # 57P02: another backend crashed, everyone is thrown out
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether this error means the database is gone or restarting, not a fault of the query:
+    also an error raised while handling one (a transaction's exit on a connection that died)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        if isinstance(current, _UNREACHABLE):
+            return True
+        if isinstance(current, asyncpg.InterfaceError) and "connection is closed" in str(current):
+            return True
+        # a pooled connection the crash left half-way through an operation (seen on BEGIN after
+        # the postmaster was killed); our code never shares a connection between tasks
+        if isinstance(current, asyncpg.InternalClientError) and "another operation" in str(current):
+            return True
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return False
+
+
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

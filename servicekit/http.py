@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from kafka_integration.errors import EventTooLarge
+from servicekit.db import unreachable as database_unreachable
 from servicekit.encoding import dumps
 from servicekit.errors import (
     BadRequest,
@@ -21,6 +22,7 @@ from servicekit.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceError,
+    Unavailable,
     ValidationFailed,
     problem,
 )
@@ -180,7 +182,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         body = problem(exc.status, code, exc.text or exc.reason, request.path)
         return web.Response(body=dumps(body), status=exc.status, content_type=PROBLEM_JSON, headers=headers)
-    except Exception:
+    except Exception as exc:
+        if database_unreachable(exc):  # a write in flight when the database died: try again
+            log.warning("database unreachable in %s %s: %r", request.method, request.path, exc)
+            return problem_response(request, Unavailable("the database cannot be reached now; try again"))
         request_id = request.get(REQUEST_ID, "-")
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
         body = {**problem(500, "internal_error", "internal error", request.path), "request_id": request_id}

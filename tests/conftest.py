@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,10 +14,27 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from kafka_integration import KafkaSettings
 from servicekit.auth import REVOCATIONS
-from tests.support import Tokens, start_infra, unique, wait_until, write_signing_keys
+from tests.support import Tokens, duplicates, start_infra, unique, wait_until, write_signing_keys
 
 # The secured suite needs its own broker and runs with its own command, `make test-secured`.
 collect_ignore = [] if os.environ.get("KAFKA_SECURITY") == "sasl_ssl" else ["secured"]
+
+FAULTS = Path(__file__).parent / "faults"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--faults",
+        action="store_true",
+        help="also collect tests/faults (the three-node fault suite; `make test-faults`)",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`make test` is the single-node suite: the fault suite runs only with --faults."""
+    if collection_path == FAULTS and not config.getoption("--faults"):
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +53,12 @@ def tokens(signing_keys: dict[str, str]) -> Tokens:
 
 
 @pytest.fixture
-async def test_env(infra: dict[str, str], signing_keys: dict[str, str]) -> AsyncIterator[dict[str, str]]:
-    """Variables for one test: its own database schema and its own topic prefix."""
+async def test_env(
+    infra: dict[str, str], signing_keys: dict[str, str], request: pytest.FixtureRequest
+) -> AsyncIterator[dict[str, str]]:
+    """Variables for one test: its own database schema and its own topic prefix. At its end, no
+    email of the test (its MESSAGE_ID_DOMAIN) may have reached the SMTP sink twice, unless the
+    test is marked `crash_window` (it is about that window and bounds the copies itself)."""
     schema = unique("t_")
     env = {
         **infra,
@@ -47,6 +69,9 @@ async def test_env(infra: dict[str, str], signing_keys: dict[str, str]) -> Async
         "MESSAGE_ID_DOMAIN": f"{schema}.test",
     }
     yield env
+    if "SMTP_SINK_DIR" in env and request.node.get_closest_marker("crash_window") is None:
+        doubled = duplicates(env, env["MESSAGE_ID_DOMAIN"])
+        assert not doubled, f"emails received more than once: {doubled}"
     conn = await asyncpg.connect(infra["DATABASE_URL"])
     try:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -19,18 +19,21 @@ from kafka_integration import KafkaSettings, TopicMetadata
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_infra() -> dict[str, str]:
-    """Start (or find) the local Kafka, PostgreSQL and SMTP sink with the project's own script,
-    unless the environment already points at them; returns the variables to use."""
+def start_infra(kafka_nodes: int = 1) -> dict[str, str]:
+    """Start (or find) the local Kafka (one node, or the three-node cluster), PostgreSQL and SMTP
+    sink with the project's own script, unless the environment already points at them; returns
+    the variables to use."""
     given = {
         k: os.environ[k] for k in ("BOOTSTRAP_SERVERS", "DATABASE_URL", "SMTP_HOST") if os.environ.get(k)
     }
     if len(given) == 3:  # everything is configured from outside: start nothing
         extra = {k: os.environ[k] for k in ("SMTP_PORT", "SMTP_SINK_DIR", "LOCAL_KAFKA") if os.environ.get(k)}
         return {"SMTP_PORT": "25", **given, **extra}
-    subprocess.run(["bash", str(ROOT / "infra" / "up.sh")], check=True, cwd=ROOT)
+    script_env = {**os.environ, "KAFKA_NODES": str(kafka_nodes)}
+    subprocess.run(["bash", str(ROOT / "infra" / "up.sh")], check=True, cwd=ROOT, env=script_env)
     env: dict[str, str] = {}
-    for line in (ROOT / ".run" / "env").read_text().splitlines():
+    written = "env.cluster" if kafka_nodes == 3 else "env"  # see infra/up.sh
+    for line in (ROOT / ".run" / written).read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
             env[key.strip()] = value.strip()
@@ -130,8 +133,9 @@ _PARSED: dict[Path, Any] = {}  # sink files never change once renamed into place
 
 
 def mails(env: Mapping[str, str], to: str | None = None, containing: str | None = None) -> list[Any]:
-    """Messages in the SMTP sink (oldest first), parsed; optionally only those to `to`, and only
-    those whose bytes contain `containing` (e.g. the test's MESSAGE_ID_DOMAIN)."""
+    """Messages the SMTP sink received (oldest first, every copy: a repeated Message-ID counts
+    again), parsed; optionally only those to `to`, and only those whose bytes contain
+    `containing` (e.g. the test's MESSAGE_ID_DOMAIN)."""
     import email
     from email import policy
 
@@ -147,6 +151,24 @@ def mails(env: Mapping[str, str], to: str | None = None, containing: str | None 
         if (to is None or message["To"] == to) and (containing is None or containing in message.as_string()):
             out.append(message)
     return out
+
+
+def copies(env: Mapping[str, str], containing: str) -> dict[str, int]:
+    """Copies the SMTP sink received per Message-ID, for the Message-IDs containing `containing`
+    (e.g. the test's MESSAGE_ID_DOMAIN): every arrival counts, a repeat included."""
+    log = Path(env["SMTP_SINK_DIR"]) / "received.log"
+    counts: dict[str, int] = {}
+    if log.exists():
+        for line in log.read_text(errors="replace").splitlines():
+            parts = line.split(" ")
+            if len(parts) >= 2 and containing in parts[1]:
+                counts[parts[1]] = counts.get(parts[1], 0) + 1
+    return counts
+
+
+def duplicates(env: Mapping[str, str], containing: str) -> dict[str, int]:
+    """The Message-IDs (containing `containing`) the sink received more than once, with their copies."""
+    return {mid: n for mid, n in copies(env, containing).items() if n > 1}
 
 
 async def wait_for_mails(env: Mapping[str, str], to: str, count: int = 1, timeout: float = 30.0) -> list[Any]:

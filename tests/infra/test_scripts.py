@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, copies
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -69,7 +69,7 @@ def test_the_smtp_sink_keeps_each_message_as_an_eml_file(infra: dict[str, str]) 
     assert parsed.get_payload().strip() == "hello sink"
 
 
-def test_the_sink_keeps_one_copy_per_message_id_and_logs_the_rest(infra: dict[str, str]) -> None:
+def test_the_sink_keeps_every_copy_of_a_repeated_message_id(infra: dict[str, str]) -> None:
     if infra.get("LOCAL_SMTP") != "1":
         pytest.skip("configured from outside")
     folder = Path(infra["SMTP_SINK_DIR"])
@@ -84,5 +84,27 @@ def test_the_sink_keeps_one_copy_per_message_id_and_logs_the_rest(infra: dict[st
         with smtplib.SMTP("127.0.0.1", int(infra["SMTP_PORT"])) as smtp:
             smtp.send_message(msg)
     stored = [p for p in folder.glob("*.eml") if message_id in p.read_text()]
-    assert len(stored) == 1
-    assert message_id in (folder / "duplicates.log").read_text()
+    assert len(stored) == 2
+    assert all(email.message_from_bytes(p.read_bytes())["Subject"] == "twice" for p in stored)
+    assert copies(infra, message_id) == {message_id: 2}
+
+
+def test_the_kafka_script_knows_one_node_or_three_and_refuses_other_counts() -> None:
+    env = {"PATH": "/usr/bin:/bin", "KAFKA_NODES": "2", "RUN_DIR": "/tmp/kafka-nodes-check"}
+    done = subprocess.run(
+        ["bash", str(ROOT / "infra" / "kafka.sh"), "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2 and "KAFKA_NODES must be 1 or 3" in done.stderr
+    env = {**env, "KAFKA_NODES": "3", "KAFKA_PORT": "61092"}
+    done = subprocess.run(
+        ["bash", str(ROOT / "infra" / "kafka.sh"), "bootstrap"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.stdout.strip() == "127.0.0.1:61192,127.0.0.1:61292,127.0.0.1:61392"

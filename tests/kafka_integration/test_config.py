@@ -64,3 +64,14 @@ def test_ssl_cafile_names_the_ca_that_signed_the_brokers(tmp_path: Path) -> None
 def test_a_sasl_username_without_a_password_is_refused() -> None:
     with pytest.raises(ConfigError, match="SASL_PASSWORD"):
         KafkaSettings.from_env({**SEED_PRIVATE_ENV, "SASL_PASSWORD": ""})
+
+
+def test_topics_are_created_with_the_replication_and_min_insync_replicas_of_the_settings() -> None:
+    from kafka_integration import TopicSpec
+
+    single = TopicSpec("orders").new_topic(KafkaSettings.from_env({}))
+    assert single.replication_factor == 1 and "min.insync.replicas" not in single.topic_configs
+    cluster = KafkaSettings.from_env({"KAFKA_REPLICATION_FACTOR": "3", "KAFKA_MIN_INSYNC_REPLICAS": "2"})
+    topic = TopicSpec("orders").new_topic(cluster)
+    assert topic.replication_factor == 3
+    assert topic.topic_configs == {"cleanup.policy": "compact", "min.insync.replicas": "2"}

@@ -4,7 +4,7 @@ are retried a bounded number of times. Against the real database and SMTP sink."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -16,8 +16,6 @@ from notifications.app import create_app
 from notifications.config import Config
 from notifications.mailer import SmtpSettings, Uncomposable, compose
 from notifications.notify import Notifier
-from notifications.senders import Senders
-from servicekit.db import DatabaseSettings, migrate, open_pool
 from tests.support import Tokens, mails, unique, wait_for_mails, wait_until
 
 
@@ -27,14 +25,6 @@ async def notifications_client(
 ) -> TestClient[Any, Any]:
     client: TestClient[Any, Any] = await serve(create_app(Config.from_env(test_env)), tokens.admin())
     return client
-
-
-@pytest.fixture
-async def pool(test_env: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
-    settings = DatabaseSettings.from_env(test_env, schema="notifications")
-    async with open_pool(settings) as opened:
-        await migrate(opened, ["notifications"], settings.schema)
-        yield opened
 
 
 async def _rows(pool: asyncpg.Pool) -> list[dict[str, Any]]:
@@ -82,21 +72,6 @@ async def _insert(pool: asyncpg.Pool, offset: int, recipient: str, name: str) ->
             {"name": name},
         )
     )
-
-
-@pytest.fixture
-async def senders(pool: asyncpg.Pool, test_env: dict[str, str]) -> AsyncIterator[Callable[..., Any]]:
-    started: list[Senders] = []
-
-    async def start(notifier: Notifier | None = None, max_failures: int = 5) -> Senders:
-        out = Senders(notifier or Notifier(pool, SmtpSettings.from_env(test_env)), 2, max_failures)
-        await out.start()
-        started.append(out)
-        return out
-
-    yield start
-    for one in started:
-        await one.stop()
 
 
 async def test_an_uncomposable_notification_fails_once_and_a_later_one_still_goes_out(
