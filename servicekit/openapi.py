@@ -99,6 +99,7 @@ def document(title: str, routes: Iterable[Route]) -> dict[str, Any]:
             entry["responses"][str(status)] = answer
         entry["security"] = [] if route.public else [{"bearer": []}]
         paths.setdefault(route.path, {})[route.method.lower()] = entry
+    _link_created(routes, paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},
@@ -109,6 +110,30 @@ def document(title: str, routes: Iterable[Route]) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
+
+
+def _link_created(routes: Iterable[Route], paths: dict[str, dict[str, Any]]) -> None:
+    """OpenAPI links from each create (201) to the operations on the created record (`<path>/{x}`:
+    x from the answer's field x, else its `id`; the other path parameters from the request), so a
+    client, or Schemathesis's stateful phase, can follow create -> read/change/delete."""
+    routes = list(routes)
+    for create in routes:
+        if create.method != "POST" or create.status != 201 or create.answer is None:
+            continue
+        fields = create.answer.model_fields
+        links: dict[str, Any] = {}
+        for target in routes:
+            params = target.path_params
+            if not params or target.path != f"{create.path}/{{{params[-1]}}}":
+                continue
+            values = {name: f"$request.path.{name}" for name in params[:-1]}
+            created = params[-1] if params[-1] in fields else "id"  # a grant is named by its organization_id
+            if created not in fields:
+                continue
+            values[params[-1]] = f"$response.body#/{created}"
+            links[target.operation_id] = {"operationId": target.operation_id, "parameters": values}
+        if links:
+            paths[create.path]["post"]["responses"]["201"]["links"] = links
 
 
 def _path_param(route: Route, name: str) -> dict[str, Any]:

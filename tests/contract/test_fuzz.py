@@ -1,6 +1,7 @@
 """Schemathesis runs each service's own document against the running service: with an
 administrator's token, positive and negative data from the document, a fixed seed and example
-budget; no 5xx, no status, content type, header or body the document does not declare, negative
+budget, and stateful sequences along the document's links (create, then read, change or delete
+the created id); no 5xx, no status, content type, header or body the document does not declare, negative
 data refused. Without a token, every operation that needs one answers 401."""
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ CHECKS = ",".join(
         "negative_data_rejection",
         "missing_required_header",
         "ignored_auth",
+        "use_after_free",  # stateful: a deleted record is not found again
+        "ensure_resource_availability",  # stateful: a created record is found
     ]
 )
 
@@ -51,7 +54,7 @@ async def schemathesis(url: str, token: str, report: Path) -> tuple[int, str]:
         "--mode",
         "all",
         "--phases",
-        "examples,coverage,fuzzing",
+        "examples,coverage,fuzzing,stateful",
         "--checks",
         CHECKS,
         "--workers",
