@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-secured test-faults install infra infra-down lint bench clean
+.PHONY: run test test-secured test-faults test-browser install infra infra-down lint bench clean
 
 # pip without -q: each package it downloads is listed with its size (and a progress bar on a terminal).
 $(VENV)/.installed: pyproject.toml
@@ -40,6 +40,10 @@ test-secured: install
 ## The fault suite: a three-node Kafka cluster (started on its own ports), kills under load.
 test-faults: install
 	$(PY) -m pytest --faults tests/faults $(PYTEST_ARGS)
+
+## Each service's /docs page in headless Chromium (Debian: apt-get install chromium). Not in `make test`.
+test-browser: install
+	$(PY) -m pytest --browser tests/browser $(PYTEST_ARGS)
 
 infra: install
 	bash infra/up.sh

@@ -19,20 +19,22 @@ from tests.support import Tokens, duplicates, start_infra, unique, wait_until, w
 # The secured suite needs its own broker and runs with its own command, `make test-secured`.
 collect_ignore = [] if os.environ.get("KAFKA_SECURITY") == "sasl_ssl" else ["secured"]
 
-FAULTS = Path(__file__).parent / "faults"
+# Suites with a command of their own, collected only when asked for (`make test` leaves them out).
+OPTIONAL_SUITES = {
+    "faults": "the three-node fault suite; `make test-faults`",
+    "browser": "pages opened in a real browser (Chromium); `make test-browser`",
+}
+HERE = Path(__file__).parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--faults",
-        action="store_true",
-        help="also collect tests/faults (the three-node fault suite; `make test-faults`)",
-    )
+    for name, what in OPTIONAL_SUITES.items():
+        parser.addoption(f"--{name}", action="store_true", help=f"also collect tests/{name} ({what})")
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """`make test` is the single-node suite: the fault suite runs only with --faults."""
-    if collection_path == FAULTS and not config.getoption("--faults"):
+    name = collection_path.name
+    if collection_path.parent == HERE and name in OPTIONAL_SUITES and not config.getoption(f"--{name}"):
         return True
     return None
 
