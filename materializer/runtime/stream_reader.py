@@ -73,7 +73,9 @@ class StreamReader:
         await ensure_topics(
             kafka,
             [
-                TopicSpec(parked_topic(s.group_id, logical), partitions=counts.get(physical, s.topic_partitions))
+                TopicSpec(
+                    parked_topic(s.group_id, logical), partitions=counts.get(physical, s.topic_partitions)
+                )
                 for physical, logical in sorted(self._logical.items())
             ],
         )
