@@ -102,7 +102,7 @@ class OfflineMaterializer:
         if self.engine.is_stream_topic(topic) and record.offset >= self._stream_next.get(tp, 0):
             self._stream_next[tp] = record.offset + 1
             lot = self._lots.setdefault(tp, ParkingLot())
-            outcome = lot.admit(self.engine, record, self._aligned())
+            outcome = lot.admit(self.engine, record, self._aligned)
             if outcome is not None:
                 await self._carry_out(record, outcome)
         await self._drain()

@@ -12,7 +12,7 @@ a changelog topic in the partition's transaction) and carry out the outcomes.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from materializer.engine import Engine, Outcome
 from materializer.source import Record
@@ -32,14 +32,14 @@ class ParkingLot:
             yield from queue
 
     def restore(self, records: list[Record]) -> None:
-        """Put back records parked before a restart or a rebalance (in any order)."""
+        """Put back the records parked before a restart or a rebalance (one per offset, any order)."""
         for record in sorted(records, key=lambda r: r.offset):
-            if all(r.offset != record.offset for r in self._queues.get(record.key, ())):
-                self._queues.setdefault(record.key, deque()).append(record)
+            self._queues.setdefault(record.key, deque()).append(record)
 
-    def admit(self, engine: Engine, record: Record, aligned: int) -> Outcome | None:
+    def admit(self, engine: Engine, record: Record, aligned: Callable[[], int]) -> Outcome | None:
         """A new record, the tables read to its time: its outcome, or None when it is parked
-        (behind its key's queue, or because a row is missing and it cannot be settled yet)."""
+        (behind its key's queue, or because a row is missing and it cannot be settled yet).
+        `aligned()`, the time the tables are read to, is asked only when a row is missing."""
         queue = self._queues.get(record.key)
         if queue:
             queue.append(record)
@@ -47,7 +47,7 @@ class ParkingLot:
         outcome = engine.decide(record)
         if not outcome.wait:
             return outcome
-        settled = engine.settle(record, aligned)
+        settled = engine.settle(record, aligned())
         if settled is not None:
             return settled
         self._queues[record.key] = deque([record])

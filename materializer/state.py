@@ -38,6 +38,7 @@ TopicPartitionKey = tuple[str, int]
 _DELETED = object()
 
 DEFAULT_RETENTION_MS = 3_600_000
+HISTORY_CACHE_SIZE = 50_000  # decoded histories kept in front of RocksDB (joins read them per record)
 
 
 class History:
@@ -344,6 +345,7 @@ class RocksState(Store):
         self._write_options = WriteOptions()  # WAL on, no fsync: survives kill -9, not power loss
         self._counts: dict[str, int] = {}
         self._stream_times: dict[str, int] = {}
+        self._histories: dict[bytes, History | None] = {}  # a bounded read cache, kept by `write`
 
     def _open(self) -> Any:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -373,8 +375,16 @@ class RocksState(Store):
         return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return,unused-ignore]
 
     def history(self, table: str, key: str) -> History | None:
-        raw = self._db.get(_history_key(table, key))
-        return None if raw is None else History.decode(raw)
+        db_key = _history_key(table, key)
+        cache = self._histories
+        if db_key in cache:
+            return cache[db_key]
+        raw = self._db.get(db_key)
+        history = None if raw is None else History.decode(raw)
+        if len(cache) >= HISTORY_CACHE_SIZE:
+            cache.clear()
+        cache[db_key] = history
+        return history
 
     def stream_time(self, table: str) -> int:
         if table not in self._stream_times:
@@ -425,11 +435,14 @@ class RocksState(Store):
                 wb.delete(_row_key(table, key))
             else:
                 wb.put(_row_key(table, key), dumps(row))
+        cache = self._histories
         for (table, key), history in batch.histories.items():
+            db_key = _history_key(table, key)
+            cache.pop(db_key, None)  # read again after the write: the batch's copy stays its own
             if history is None:
-                wb.delete(_history_key(table, key))
+                wb.delete(db_key)
             else:
-                wb.put(_history_key(table, key), history.encode())
+                wb.put(db_key, history.encode())
         for table, stream_time in batch.stream_times.items():
             wb.put(_TIME + table.encode(), str(stream_time).encode())
         for (table, ts, key), add in batch.deletions.items():
@@ -459,6 +472,7 @@ class RocksState(Store):
         self._db = self._open_db()
         self._counts.clear()
         self._stream_times.clear()
+        self._histories.clear()
         self.rebuilt = True
 
     def close(self) -> None:

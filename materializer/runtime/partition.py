@@ -178,7 +178,7 @@ class PartitionWorker:
             record = Record(self.logical, raw.partition, raw.offset, raw.timestamp, raw.key, raw.value)
             if not tables.ready_fast(self.needs, record.timestamp, seen_at):
                 await tables.ready(self.needs, record.timestamp, seen_at)
-            outcome = self.lot.admit(self.engine, record, tables.aligned_time(self.needs))
+            outcome = self.lot.admit(self.engine, record, self._aligned)
             if not txn.active:
                 await txn.begin()
             if outcome is None:
@@ -202,6 +202,9 @@ class PartitionWorker:
         ):
             await txn.commit()
 
+    def _aligned(self) -> int:
+        return self.tables.aligned_time(self.needs)
+
     def _settle_due(self) -> bool:
         generation, at = self._settled_at
         return generation != self.tables.generation or time.monotonic() - at >= SETTLE_INTERVAL
@@ -209,7 +212,7 @@ class PartitionWorker:
     async def _settle(self) -> None:
         """Release the parked records the tables now settle, into the transaction, key by key."""
         self._settled_at = (self.tables.generation, time.monotonic())
-        released = self.lot.release(self.engine, self.tables.aligned_time(self.needs))
+        released = self.lot.release(self.engine, self._aligned())
         if not released:
             return
         txn = self.txn

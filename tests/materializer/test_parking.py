@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from kafka_integration import KafkaSettings
-from materializer import Materializer
+from materializer import Materializer, Source
 from tests.materializer.conftest import read_committed
 from tests.materializer.topologies import seed_topology
 from tests.support import unique, wait_until
@@ -37,13 +37,20 @@ async def one_missing_then_a_hundred(producer: Produce, m: Materializer) -> None
 async def test_a_missing_customer_holds_only_its_order_and_is_joined_on_another_worker(
     kafka: KafkaSettings, producer: Produce, start_materializer: Start
 ) -> None:
-    a = await start_materializer(seed_topology(), "a", join_wait_seconds=60.0)
+    handed: list[int] = []  # what the callback (the worker's email path) was given
+
+    async def on_output(row: dict[str, Any], source: Source) -> None:
+        handed.append(row["id"])
+
+    topology = seed_topology(on_output=on_output)
+    a = await start_materializer(topology, "a", join_wait_seconds=60.0)
     await one_missing_then_a_hundred(producer, a)
     out = await read_committed(kafka, "orders_created", min_count=100)
-    # the 100 came out while the first is still parked, not behind it
+    # the 100 came out, and were handed on, while the first is still parked, not behind it
     assert sorted(o["id"] for o in out) == list(range(2, 102)) and a.parked() == 1
+    assert sorted(set(handed)) == list(range(2, 102))
     await a.stop()  # the parked order belongs to the partition: a new worker has it
-    b = await start_materializer(seed_topology(), "b", join_wait_seconds=60.0)
+    b = await start_materializer(topology, "b", join_wait_seconds=60.0)
 
     async def parked_on_b() -> bool:
         return b.parked() == 1
@@ -53,6 +60,7 @@ async def test_a_missing_customer_holds_only_its_order_and_is_joined_on_another_
     out = await read_committed(kafka, "orders_created", min_count=101)
     assert sorted(o["id"] for o in out) == list(range(1, 102))  # each once
     assert [o["customer_name"] for o in out if o["id"] == 1] == ["Late"]
+    assert 1 in handed and set(handed) == set(range(1, 102))
     assert b.parked() == 0 and await read_committed(kafka, "materializer_dead_letters") == []
 
 
