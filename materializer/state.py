@@ -345,7 +345,7 @@ class RocksState(Store):
         self._write_options = WriteOptions()  # WAL on, no fsync: survives kill -9, not power loss
         self._counts: dict[str, int] = {}
         self._stream_times: dict[str, int] = {}
-        self._histories: dict[bytes, History | None] = {}  # a bounded read cache, kept by `write`
+        self._histories: dict[bytes, History] = {}  # a bounded read cache, kept by `write`
 
     def _open(self) -> Any:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -380,7 +380,9 @@ class RocksState(Store):
         if db_key in cache:
             return cache[db_key]
         raw = self._db.get(db_key)
-        history = None if raw is None else History.decode(raw)
+        if raw is None:
+            return None  # not cached: a table build would fill the cache with new keys
+        history = History.decode(raw)
         if len(cache) >= HISTORY_CACHE_SIZE:
             cache.clear()
         cache[db_key] = history
