@@ -28,6 +28,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka_integration import KafkaSettings
 from materializer.source import Record
 
+FETCH_MAX_WAIT_MS = 50
+
 
 def parked_topic(group_id: str, stream_topic: str) -> str:
     """Logical name of a stream topic's changelog of parked records."""
@@ -83,6 +85,9 @@ class ParkedLog:
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
+            # A fetch in flight to the broker holds back the next load's offset reset (aiokafka
+            # sends one request per node at a time): keep the long poll short.
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         await self._consumer.start()
 
@@ -93,15 +98,22 @@ class ParkedLog:
                 await consumer.stop()
 
     async def load(self, stream_topic: str, partition: int) -> list[Record]:
-        """The records parked in `partition` of `stream_topic` (logical), as last committed."""
+        """The records parked in `partition` of `stream_topic` (logical), as last committed.
+
+        A partition with nothing committed (most of them) costs two offset requests and no lock:
+        every partition of a worker loads before it reads its first record, one after another
+        through the lock, so a fetch per partition would delay the last ones by seconds."""
         assert self._consumer is not None
         consumer = self._consumer
         tp = TopicPartition(self.topic(stream_topic), partition)
+        begin = (await consumer.beginning_offsets([tp]))[tp]
+        end = (await consumer.end_offsets([tp]))[tp]  # final: this worker is its only writer now
+        if end <= begin:
+            return []
         parked: dict[bytes, bytes] = {}
         async with self._lock:
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
             while await consumer.position(tp) < end:
                 batches = await consumer.getmany(tp, timeout_ms=500)
                 for r in batches.get(tp, ()):
