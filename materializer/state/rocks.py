@@ -52,7 +52,8 @@ class RocksState(Store):
         self._write_options = WriteOptions()  # WAL on, no fsync: survives kill -9, not power loss
         self._counts: dict[str, int] = {}
         self._stream_times: dict[str, int] = {}
-        self._histories: dict[bytes, History] = {}  # a bounded read cache, kept by `write`
+        # a bounded read cache by (table, key), kept by `write`: a hit builds no RocksDB key
+        self._histories: dict[tuple[str, str], History] = {}
 
     def _open(self) -> Any:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,17 +83,17 @@ class RocksState(Store):
         return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return,unused-ignore]
 
     def history(self, table: str, key: str) -> History | None:
-        db_key = _history_key(table, key)
         cache = self._histories
-        if db_key in cache:
-            return cache[db_key]
-        raw = self._db.get(db_key)
+        found = cache.get((table, key))
+        if found is not None:
+            return found
+        raw = self._db.get(_history_key(table, key))
         if raw is None:
             return None  # not cached: a table build would fill the cache with new keys
         history = History.decode(raw)
         if len(cache) >= HISTORY_CACHE_SIZE:
             cache.clear()
-        cache[db_key] = history
+        cache[(table, key)] = history
         return history
 
     def stream_time(self, table: str) -> int:
@@ -147,7 +148,7 @@ class RocksState(Store):
         cache = self._histories
         for (table, key), history in batch.histories.items():
             db_key = _history_key(table, key)
-            cache.pop(db_key, None)  # read again after the write: the batch's copy stays its own
+            cache.pop((table, key), None)  # read again after the write: the batch's copy stays its own
             if history is None:
                 wb.delete(db_key)
             else:
