@@ -140,6 +140,8 @@ SECURED_USERS=(admin security customers orders notifications notifications-worke
 secured_start() {
   if pid_alive "$PID" && port_open "$PORT"; then
     log "kafka (sasl_ssl) already running (pid $(cat "$PID")) on 127.0.0.1:$PORT"
+    # the ACLs of this checkout, not of the one that started it (creating an existing ACL is a no-op)
+    "$(python_bin)" "$INFRA/kafka_acls.py" apply "$DIR"
     return 0
   fi
   fetch

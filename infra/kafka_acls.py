@@ -11,7 +11,8 @@ The rules, one principal per process (User:<name>, the same for PLAIN and SCRAM)
 - readers read, and nothing more, the topics they keep views or tables of;
 - the notifications worker reads what it joins and writes only its output (`orders_created`)
   and the dead letters; its consumer group and transactional ids (`<group>.<topic>.<partition>`)
-  are its own, and so are the notifications API's (`notifications-api`);
+  are its own, and so are the notifications API's (`notifications-api`); so are the changelogs
+  of its parked records (`<group>-<stream topic>-parked`, a PREFIXED `<group>-` topic ACL);
 - `admin` is a super user (the broker's own principal too).
 
 Topic names are LITERAL patterns on the physical names, `KAFKA_TOPIC_PREFIX` + logical name, with
@@ -48,6 +49,7 @@ class Access:
     writes: tuple[str, ...] = ()  # topics it produces to (and may create)
     reads: tuple[str, ...] = ()  # topics it reads
     group: str = ""  # its consumer group (also the stem of its transactional ids)
+    changelogs: bool = False  # it owns topics named `<group>-...` (the materializer's parked records)
 
 
 ACCESS: dict[str, Access] = {
@@ -63,6 +65,7 @@ ACCESS: dict[str, Access] = {
         writes=("orders_created", "notifications_dead_letters"),
         reads=(*ENTITIES_OF_CUSTOMERS, "orders", "invoices", "orders_created"),
         group="notifications",
+        changelogs=True,
     ),
 }
 
@@ -80,6 +83,11 @@ def acls(prefix: str) -> list[tuple[int, str, int, str, int]]:
             out += [(GROUP, access.group, LITERAL, principal, op) for op in (READ, DESCRIBE)]
             out += [
                 (TRANSACTIONAL_ID, f"{access.group}.", PREFIXED, principal, op) for op in (WRITE, DESCRIBE)
+            ]
+        if access.changelogs:
+            out += [
+                (TOPIC, f"{prefix}{access.group}-", PREFIXED, principal, op)
+                for op in (READ, WRITE, CREATE, DESCRIBE)
             ]
     return out
 

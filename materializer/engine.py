@@ -2,6 +2,13 @@
 
 It does no I/O besides the store: the Kafka runtime (`runner.py`, `runtime/`) and the offline runner
 (`offline.py`) feed it records and carry out its decisions.
+
+A stream record of time T is joined with each table's version as of T (`decide`). When a row it
+waits for is missing at T, the record is parked (`parking.py`) and `settle` decides it later: it is
+joined as of the first time in (T, T + wait] at which no row is missing, once the tables have been
+read to that time, or it expires once they have been read to T + wait (INNER: dead letter; LEFT:
+nulls as of T). Both depend only on the tables' versions, never on when the record is processed,
+so a live run and a catch-up run give the same outputs.
 """
 
 from __future__ import annotations
@@ -12,9 +19,9 @@ from typing import Any
 
 from materializer.deadletter import DeadLetter
 from materializer.errors import PoisonRecord
-from materializer.join import Decision, JoinedStream, evaluate
+from materializer.join import Decision, JoinedStream, evaluate, join_keys
 from materializer.source import Record, decode_object
-from materializer.state import Batch, Store, TopicPartitionKey
+from materializer.state import DEFAULT_RETENTION_MS, Batch, Store, TopicPartitionKey
 from materializer.topology import Topology
 
 
@@ -26,14 +33,26 @@ class Outcome:
     missing: tuple[str, ...] = ()
     emits: list[tuple[JoinedStream, dict[str, Any]]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    too_old: bool = False  # joined with the oldest version kept: older than the tables' retention
 
 
 class Engine:
-    """Table folding and join decisions over one store."""
+    """Table folding and join decisions over one store. `join_wait_seconds` bounds, in record
+    time, how long a record waits for a missing row; `retention_ms` how long versions are kept."""
 
-    def __init__(self, topology: Topology, store: Store) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        store: Store,
+        *,
+        join_wait_seconds: float = 30.0,
+        retention_ms: int = DEFAULT_RETENTION_MS,
+    ) -> None:
         self.topology = topology
         self.store = store
+        self.join_wait_seconds = join_wait_seconds
+        self.wait_ms = int(join_wait_seconds * 1000)
+        self.retention_ms = retention_ms
         self._tables = topology.tables_by_topic()
         self._joins = topology.joins_by_topic()
         self.positions: dict[TopicPartitionKey, int] = store.offsets()
@@ -66,7 +85,7 @@ class Engine:
     def fold_tables(self, records: Sequence[Record]) -> tuple[Batch, list[DeadLetter]]:
         """A poll's table records as one batch, and the records refused. Records below the
         stored offset (redeliveries) are ignored."""
-        batch = self.store.batch()
+        batch = self.store.batch(self.retention_ms)
         dead: list[DeadLetter] = []
         positions = self.positions
         for record in records:
@@ -84,11 +103,15 @@ class Engine:
                     except PoisonRecord as exc:
                         dead.append(DeadLetter(record, f"{table.name}: {exc.reason}", table.name))
             batch.offset(record.topic, record.partition, record.offset + 1)
+        batch.sweep()
         return batch, dead
 
-    def decide(self, record: Record, *, expired: bool = False, waited: float = 0.0) -> Outcome:
-        """Join one stream record with the tables as they stand."""
+    def decide(
+        self, record: Record, *, as_of: int | None = None, expired: bool = False, waited: float = 0.0
+    ) -> Outcome:
+        """Join one stream record with each table's version as of `as_of` (default: its time)."""
         specs = self._joins.get(record.topic, ())
+        at = record.timestamp if as_of is None else as_of
         outcome = Outcome()
         if record.value is None:
             outcome.dead.extend(DeadLetter(record, "tombstone on a stream", s.name) for s in specs)
@@ -101,7 +124,7 @@ class Engine:
         decisions: list[tuple[JoinedStream, Decision]] = []
         for spec in specs:
             try:
-                decision = evaluate(spec, value, self.store, expired=expired, waited=waited)
+                decision = evaluate(spec, value, self.store, as_of=at, expired=expired, waited=waited)
             except PoisonRecord as exc:
                 decision = Decision("dead", reason=f"{spec.name}: {exc.reason}")
             except Exception as exc:  # a failing `where` predicate must not stop the stream
@@ -109,6 +132,7 @@ class Engine:
             if decision.verdict == "wait":
                 outcome.wait = True
                 outcome.missing += decision.missing
+            outcome.too_old = outcome.too_old or decision.too_old
             decisions.append((spec, decision))
         if outcome.wait:
             return outcome
@@ -118,3 +142,33 @@ class Engine:
             elif decision.verdict == "dead":
                 outcome.dead.append(DeadLetter(record, decision.reason, spec.name))
         return outcome
+
+    def settle(self, record: Record, aligned: int) -> Outcome | None:
+        """A parked record, once the tables have been read to time `aligned` (ms): joined as of
+        the first time in [T, T + wait] at which no row is missing, or expired when the tables
+        have been read past T + wait. None: it still waits."""
+        start = record.timestamp
+        end = start + self.wait_ms
+        for at in [start, *self._version_times(record, start, min(end, aligned))]:
+            outcome = self.decide(record, as_of=at)
+            if not outcome.wait:
+                return outcome
+        if aligned >= end:
+            return self.decide(record, expired=True, waited=self.join_wait_seconds)
+        return None
+
+    def _version_times(self, record: Record, after: int, until: int) -> list[int]:
+        """Times in (after, until] at which a row the record reads changed."""
+        if until <= after or record.value is None:
+            return []
+        try:
+            value = decode_object(record.value)
+        except PoisonRecord:
+            return []
+        times: set[int] = set()
+        for spec in self._joins.get(record.topic, ()):
+            for table, key in join_keys(spec, value):
+                history = self.store.history(table, key)
+                if history is not None:
+                    times.update(history.times(after, until))
+        return sorted(times)

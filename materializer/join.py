@@ -1,8 +1,9 @@
 """Stream-table joins: `CREATE STREAM out AS SELECT ... FROM stream s [LEFT] JOIN table t ON s.col = t.key`.
 
-Evaluation is pure: given a stream record's value and the tables as they stand, `evaluate` says
+Evaluation is pure: given a stream record's value, a time and the tables' versions, `evaluate`
+joins each table's version as of that time (versioned tables, as Kafka Streams' KIP-914) and says
 whether to emit (and what), wait for a row that is not there yet, skip (the `where` predicate), or
-dead-letter (and why). The runners decide how long a record may wait (`join_wait_seconds`).
+dead-letter (and why). The engine decides when a waiting record is joined or expires.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Literal
 from materializer.errors import TopologyError
 from materializer.source import Source
 from materializer.state import Row, Store
-from materializer.tables import AnyTable, check_columns, lookup
+from materializer.tables import AnyTable, check_columns, lookup_as_of
 
 JoinKind = Literal["inner", "left"]
 OnOutput = Callable[[Row, Source], Awaitable[None]]
@@ -89,17 +90,29 @@ class Decision:
     output: Row | None = None
     reason: str = ""
     missing: tuple[str, ...] = ()
+    too_old: bool = False  # a table's versions kept do not reach back to the time asked
+
+
+def join_keys(spec: JoinedStream, value: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (base table, key) pairs a record of this join reads."""
+    out = []
+    for join in spec.joins:
+        raw_key = value.get(join.on)
+        if raw_key is not None and not isinstance(raw_key, dict | list):
+            out.append((join.table.base.name, str(raw_key)))
+    return out
 
 
 def evaluate(
-    spec: JoinedStream, value: Mapping[str, Any], store: Store, *, expired: bool, waited: float
+    spec: JoinedStream, value: Mapping[str, Any], store: Store, *, as_of: int, expired: bool, waited: float
 ) -> Decision:
-    """Join one decoded stream record against the tables as they stand now. `expired` tells that
-    the record has waited its bound (`waited` seconds) for missing rows."""
+    """Join one decoded stream record with each table's version as of `as_of` (ms). `expired`
+    tells that the record has waited its bound (`waited` seconds) for missing rows."""
     out = spec.stream.project(value)
     if spec.where is not None and not spec.where(dict(value)):
         return Decision("skip")
     missing: list[str] = []
+    too_old = False
     for join in spec.joins:
         raw_key = value.get(join.on)
         row: Row | None = None
@@ -110,13 +123,14 @@ def evaluate(
                 )
         else:
             key = str(raw_key)
-            row = lookup(store, join.table, key)
+            row, old = lookup_as_of(store, join.table, key, as_of)
+            too_old = too_old or old
             if row is None:
                 if join.wait and not expired:
                     missing.append(f"{join.table.name}[{key!r}]")
                     continue
                 if join.kind == "inner":
-                    after = f" after waiting {waited:g}s" if join.wait else ""
+                    after = f" within {waited:g}s of its time" if join.wait else ""
                     return Decision(
                         "dead",
                         reason=f"{spec.name}: no row in {join.table.name} with key {key!r} "
@@ -129,5 +143,5 @@ def evaluate(
             for name, column in join.outputs:
                 out[name] = row.get(column)
     if missing:
-        return Decision("wait", missing=tuple(missing))
-    return Decision("emit", output=out)
+        return Decision("wait", missing=tuple(missing), too_old=too_old)
+    return Decision("emit", output=out, too_old=too_old)

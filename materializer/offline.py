@@ -1,22 +1,23 @@
 """The same engine without Kafka: feed records in-process, advance a virtual clock, read outputs.
 
-For fast unit tests of the semantics. Stream records of one partition are handled in order: a
-record waiting for a missing row holds back the later records of its partition, as in the Kafka
-runner; `advance(seconds)` moves the clock so waits expire.
+For fast unit tests of the semantics. A stream record is joined as of its time; one waiting for
+a missing row is parked with the later records of its key (`parking.py`), as in the Kafka runner,
+while other keys go on. The tables count as read up to the virtual clock (or the latest table
+record's time, if later): `advance(seconds)` moves the clock, so waits expire.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from materializer.deadletter import DeadLetter
-from materializer.engine import Engine
+from materializer.engine import Engine, Outcome
+from materializer.parking import ParkingLot
 from materializer.source import Record, Source
-from materializer.state import MemoryState, Store, restore
+from materializer.state import DEFAULT_RETENTION_MS, MemoryState, Store, restore
 from materializer.tables import TableView
 from materializer.topology import Topology
 
@@ -36,20 +37,28 @@ class OfflineMaterializer:
     poison records), or None (a tombstone)."""
 
     def __init__(
-        self, topology: Topology, *, state: Store | None = None, join_wait_seconds: float = 30.0
+        self,
+        topology: Topology,
+        *,
+        state: Store | None = None,
+        join_wait_seconds: float = 30.0,
+        retention_ms: int = DEFAULT_RETENTION_MS,
     ) -> None:
         self.topology = topology
         self.store = state if state is not None else MemoryState()
         restore(self.store, topology.fingerprint())
-        self.engine = Engine(topology, self.store)
+        self.engine = Engine(
+            topology, self.store, join_wait_seconds=join_wait_seconds, retention_ms=retention_ms
+        )
         self.join_wait_seconds = join_wait_seconds
         self.now = 0.0
         self.outputs: list[Emitted] = []
         self.dead_letters: list[DeadLetter] = []
+        self.older_than_retention = 0
         self._offsets: dict[tuple[str, int], int] = {}
         self._stream_next: dict[tuple[str, int], int] = {}
-        self._queues: dict[tuple[str, int], deque[Record]] = {}
-        self._since: dict[tuple[str, int], float] = {}
+        self._lots: dict[tuple[str, int], ParkingLot] = {}
+        self._table_time = -1
 
     def table(self, name: str) -> TableView:
         return TableView(self.store, self.topology.get_table(name))
@@ -89,9 +98,13 @@ class OfflineMaterializer:
         )
         if self.engine.is_table_topic(topic):
             self.dead_letters.extend(self.engine.apply_tables([record]))
+            self._table_time = max(self._table_time, record.timestamp)
         if self.engine.is_stream_topic(topic) and record.offset >= self._stream_next.get(tp, 0):
             self._stream_next[tp] = record.offset + 1
-            self._queues.setdefault(tp, deque()).append(record)
+            lot = self._lots.setdefault(tp, ParkingLot())
+            outcome = lot.admit(self.engine, record, self._aligned)
+            if outcome is not None:
+                await self._carry_out(record, outcome)
         await self._drain()
         return record
 
@@ -101,21 +114,21 @@ class OfflineMaterializer:
         await self._drain()
 
     def waiting(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        """Records parked, waiting for a row."""
+        return sum(len(lot) for lot in self._lots.values())
+
+    def _aligned(self) -> int:
+        return max(int(self.now * 1000), self._table_time)
 
     async def _drain(self) -> None:
-        for tp, queue in self._queues.items():
-            while queue:
-                record = queue[0]
-                since = self._since.setdefault(tp, self.now)
-                waited = self.now - since
-                outcome = self.engine.decide(record, expired=waited >= self.join_wait_seconds, waited=waited)
-                if outcome.wait:
-                    break
-                queue.popleft()
-                self._since.pop(tp, None)
-                self.dead_letters.extend(outcome.dead)
-                for spec, output in outcome.emits:
-                    self.outputs.append(Emitted(spec.name, spec.to_topic, output, record.source()))
-                    if spec.on_output is not None:
-                        await spec.on_output(output, record.source())
+        for lot in self._lots.values():
+            for record, outcome in lot.release(self.engine, self._aligned()):
+                await self._carry_out(record, outcome)
+
+    async def _carry_out(self, record: Record, outcome: Outcome) -> None:
+        self.older_than_retention += outcome.too_old
+        self.dead_letters.extend(outcome.dead)
+        for spec, output in outcome.emits:
+            self.outputs.append(Emitted(spec.name, spec.to_topic, output, record.source()))
+            if spec.on_output is not None:
+                await spec.on_output(output, record.source())

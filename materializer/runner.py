@@ -49,8 +49,9 @@ class Materializer:
             m.table("customers_table").get("10")
 
     Counters for metrics: `records_in` (stream records handled), `table_records_in`,
-    `records_out` (joined outputs), `dead_letters`; `rebuilt` (the state was rebuilt from the
-    topics at start); `await lag()` for the consumer lag.
+    `records_out` (joined outputs), `dead_letters`, `older_than_retention` (stream records joined
+    with the oldest version kept); `rebuilt` (the state was rebuilt from the topics at start);
+    `parked()` (records waiting for a row); `await lag()` for the consumer lag.
     """
 
     def __init__(
@@ -88,6 +89,10 @@ class Materializer:
         return self.counters.dead_letters
 
     @property
+    def older_than_retention(self) -> int:
+        return self.counters.older_than_retention
+
+    @property
     def rebuilt(self) -> bool:
         return self.counters.rebuilt
 
@@ -105,7 +110,12 @@ class Materializer:
             self.store = await asyncio.to_thread(RocksState, self.settings.state_dir)
         damaged = getattr(self.store, "rebuilt", False)
         self.counters.rebuilt = restore(self.store, self._fingerprint()) or damaged
-        self.engine = Engine(self.topology, self.store)
+        self.engine = Engine(
+            self.topology,
+            self.store,
+            join_wait_seconds=self.settings.join_wait_seconds,
+            retention_ms=int(self.settings.table_history_seconds * 1000),
+        )
         self._started = True
         try:
             await check_credentials(self.settings.kafka)  # a refused password is not an outage
@@ -241,6 +251,10 @@ class Materializer:
                 for topic, n in (await reader.lag()).items():
                     out[topic] = out.get(topic, 0) + n
         return out
+
+    def parked(self) -> int:
+        """Stream records of this worker's partitions parked, waiting for a row."""
+        return 0 if self._streams is None else sum(len(w.lot) for w in self._streams.workers.values())
 
     def assignment(self) -> set[tuple[str, int]]:
         """The stream partitions this worker owns now (logical topic, partition)."""

@@ -16,7 +16,10 @@ class MaterializerSettings:
     - `group_id`: the consumer group of the stream partitions; also the stem of the transactional
       ids (`{group_id}.{topic}.{partition}`), so it must be the same for all workers of one job.
     - `state_dir`: the RocksDB folder (required unless the state is kept in memory).
-    - `join_wait_seconds`: how long a stream record waits for a missing table row.
+    - `join_wait_seconds`: how long, in record time, a stream record waits (parked) for a
+      missing table row: a row whose version is at most this much younger than the record joins.
+    - `table_history_seconds`: how long, in record time, each table keeps a key's versions
+      (a stream record older than that joins the oldest version kept).
     - `dead_letter_topic`: logical name of the topic for refused records (None: logged only).
     - `commit_interval_seconds` / `max_batch_records`: a stream partition commits its transaction
       (outputs + offsets) at least this often / after this many records.
@@ -28,6 +31,7 @@ class MaterializerSettings:
     group_id: str = "materializer"
     state_dir: Path | None = None
     join_wait_seconds: float = 30.0
+    table_history_seconds: float = 3600.0
     dead_letter_topic: str | None = "materializer_dead_letters"
     commit_interval_seconds: float = 0.2
     max_batch_records: int = 5000
@@ -42,6 +46,8 @@ class MaterializerSettings:
     def __post_init__(self) -> None:
         if self.join_wait_seconds < 0:
             raise TopologyError("join_wait_seconds must be >= 0")
+        if self.table_history_seconds < self.join_wait_seconds:
+            raise TopologyError("table_history_seconds must be >= join_wait_seconds")
         if not self.group_id:
             raise TopologyError("group_id must not be empty")
         if self.max_batch_records < 1 or self.max_queued_records < 1:

@@ -4,7 +4,9 @@ A table is keyed by the Kafka message key (a UTF-8 string) unless `key=` names a
 record updates the columns it carries with a non-null value and keeps the others, as ksqlDB's
 `LATEST_BY_OFFSET(col)` ... `GROUP BY id` does; a record with a null value (a tombstone) deletes
 the row. A filtered table is a view over a table (`WHERE ...`): a row is in it while the
-predicate holds for the row's latest values.
+predicate holds for the row's latest values. Each change is also a version of the key at the
+record's timestamp (`state.History`): joins read the version as of their record's time
+(`lookup_as_of`), pull queries the latest row (`lookup`, `TableView`).
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class Table:
         old = batch.get(self.name, key)
         if value is None:
             if old is not None:
-                batch.delete(self.name, key, existed=True)
+                batch.delete(self.name, key, existed=True, ts=record.timestamp)
             return
         check_columns(value, self.columns, self.types)
         row = dict.fromkeys(self.columns) if old is None else dict(old)
@@ -106,7 +108,7 @@ class Table:
             v = value.get(column)
             if v is not None:
                 row[column] = v
-        batch.put(self.name, key, row, existed=old is not None)
+        batch.put(self.name, key, row, existed=old is not None, ts=record.timestamp)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,10 +138,23 @@ AnyTable = Table | FilteredTable
 
 
 def lookup(store: Store, table: AnyTable, key: str) -> Row | None:
+    """The latest row of `key` (what pull queries read)."""
     row = store.get(table.base.name, key)
     if row is None or not table.accepts(row):
         return None
     return row
+
+
+def lookup_as_of(store: Store, table: AnyTable, key: str, ts: int) -> tuple[Row | None, bool]:
+    """The row of `key` valid at time `ts` (its latest version with timestamp <= ts), and whether
+    `ts` is older than the versions kept (the oldest version kept is then given)."""
+    history = store.history(table.base.name, key)
+    if history is None:
+        return None, False
+    row, too_old = history.as_of(ts)
+    if row is None or not table.accepts(row):
+        return None, too_old
+    return row, too_old
 
 
 class TableView:

@@ -19,8 +19,10 @@ from servicekit.settings import ServiceConfig
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """MATERIALIZER_STATE_DIR (RocksDB state), JOIN_WAIT_SECONDS (how long an invoice waits for
-    its customer or organization before it is dead-lettered), CONSUMER_GROUP, NOTIFICATIONS_TENANT,
+    """MATERIALIZER_STATE_DIR (RocksDB state), JOIN_WAIT_SECONDS (how much younger than an invoice
+    its customer or organization may be: the invoice is parked that long, in record time, before
+    it is dead-lettered), TABLE_HISTORY_SECONDS (how long the tables keep each key's versions, for
+    joins as of a record's time), CONSUMER_GROUP, NOTIFICATIONS_TENANT,
     DEAD_LETTER_TOPIC, HOST and WORKER_PORT (the worker's /health and /metrics), SMTP_CONCURRENCY (senders),
     NOTIFICATION_MAX_FAILURES (attempts that fail with neither an SMTP refusal nor an unreachable
     server before a notification is `failed` for good)."""
@@ -30,6 +32,7 @@ class WorkerSettings:
     group_id: str
     tenant: str
     dead_letter_topic: str = "notifications_dead_letters"
+    table_history_seconds: float = 3600.0
     host: str = "127.0.0.1"
     port: int = 3005
     smtp_concurrency: int = 8
@@ -43,6 +46,7 @@ class WorkerSettings:
             group_id=env_str(environ, "CONSUMER_GROUP", "notifications"),
             tenant=env_str(environ, "NOTIFICATIONS_TENANT", "default"),
             dead_letter_topic=env_str(environ, "DEAD_LETTER_TOPIC", "notifications_dead_letters"),
+            table_history_seconds=env_float(environ, "TABLE_HISTORY_SECONDS", 3600.0),
             host=env_str(environ, "HOST", "127.0.0.1"),
             port=env_int(environ, "WORKER_PORT", 3005),
             smtp_concurrency=env_int(environ, "SMTP_CONCURRENCY", 8),
@@ -97,5 +101,6 @@ def materializer_settings(
         state_dir=worker.state_dir / role,
         group_id=worker.group_id if role == "worker" else f"{worker.group_id}-{role}",
         join_wait_seconds=worker.join_wait_seconds,
+        table_history_seconds=max(worker.table_history_seconds, worker.join_wait_seconds),
         dead_letter_topic=worker.dead_letter_topic,
     )

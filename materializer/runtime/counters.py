@@ -19,4 +19,5 @@ class Counters:
     table_records_in: int = 0  # table records applied
     records_out: int = 0  # joined outputs
     dead_letters: int = 0  # records refused, from tables and streams
+    older_than_retention: int = 0  # stream records joined with the oldest version kept
     rebuilt: bool = False  # the state was wiped (damaged, another topology, stale) and rebuilt

@@ -1,12 +1,19 @@
 """The loop of one stream partition: records in offset order, from fetch to commit.
 
-For each record: align the tables to its time (`TableReader.ready`), decide the joins
-(`Engine.decide`), and send the outputs and dead letters into the partition's transaction; commit
-after `max_batch_records` records or `commit_interval_seconds`. `on_output` is awaited before the
-transaction that commits the record's offset: at least once, in order. A record whose row is
-still missing waits (this partition waits; the others go on) up to `join_wait_seconds`, then is
-dead-lettered (INNER) or emitted with nulls (LEFT); no transaction is held open while it waits.
-On failure: rewind to the committed offset, abort the transaction, start again after a second.
+For each record: align the tables to its time (`TableReader.ready`), join it with the tables'
+versions as of its time (`ParkingLot.admit`), and send the outputs and dead letters into the
+partition's transaction; commit after `max_batch_records` records or `commit_interval_seconds`.
+`on_output` is awaited before the transaction that commits the record's offset: at least once,
+in order per key.
+
+A record whose row is missing at its time is parked (with the later records of its key) and the
+partition goes on: the park goes into the transaction (`parked_log.py`), so the committed offset
+moves past it. As the tables advance (`TableReader.aligned_time`), parked records are settled
+(`ParkingLot.release`): joined, or dead-lettered (INNER) / emitted with nulls (LEFT) once the
+tables are read past their time + `join_wait_seconds`; each release goes into a transaction with
+its outputs. The parked records are loaded from the changelog when the worker starts.
+On failure: rewind to the committed offset, abort the transaction, reload the parked records,
+start again after a second.
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ from aiokafka import TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from materializer.engine import Engine, Outcome
+from materializer.parking import ParkingLot
+from materializer.runtime import parked_log
 from materializer.runtime.counters import Counters
+from materializer.runtime.parked_log import ParkedLog
 from materializer.runtime.pausing import Pausing
 from materializer.runtime.table_reader import TableReader
 from materializer.runtime.transaction import PartitionTransaction
@@ -32,6 +42,8 @@ from materializer.settings import MaterializerSettings
 from materializer.source import Record
 
 log = logging.getLogger(__name__)
+
+SETTLE_INTERVAL = 0.2  # seconds between settling parked records while the tables are idle
 
 
 @dataclass(frozen=True)
@@ -41,11 +53,13 @@ class Routes:
 
     outputs: dict[str, tuple[str, bool]]
     dead_letters: str | None
+    parked: str = ""  # the physical changelog topic of parked records
 
 
 class PartitionWorker:
-    """One stream partition, in offset order: align the tables, join (waiting if needed), send
-    into the partition's transaction, commit. On failure: rewind to the committed offset, abort."""
+    """One stream partition, in offset order: align the tables, join (parking if a row is
+    missing), send into the partition's transaction, commit; settle parked records as the tables
+    advance. On failure: rewind to the committed offset, abort, reload the parked records."""
 
     def __init__(
         self,
@@ -59,6 +73,7 @@ class PartitionWorker:
         pausing: Pausing,
         routes: Routes,
         counters: Counters,
+        parked: ParkedLog,
     ) -> None:
         self.tp = tp
         self.logical = logical
@@ -72,6 +87,10 @@ class PartitionWorker:
         self.queue: deque[tuple[Any, float]] = deque()
         self.next_offset = transaction.committed
         self._dead_topic = routes.dead_letters
+        self._parked_topic = routes.parked
+        self._parked_log = parked
+        self.lot = ParkingLot()
+        self._settled_at = (-1, 0.0)  # (tables' generation, monotonic time) of the last settling
         self._outputs = {
             name: (topic, tp.partition if same else None) for name, (topic, same) in routes.outputs.items()
         }
@@ -112,6 +131,7 @@ class PartitionWorker:
 
     async def _run(self) -> None:
         try:
+            await self._load_parked()
             await self._loop()
         except ProducerFenced:
             log.warning("%s:%s: fenced by a newer owner; stopping", self.tp.topic, self.tp.partition)
@@ -122,12 +142,20 @@ class PartitionWorker:
             log.exception("%s:%s: processing failed; will resume from the committed offset", *self.tp)
             await self._recover()
 
+    async def _load_parked(self) -> None:
+        self.lot = ParkingLot()
+        self.lot.restore(await self._parked_log.load(self.logical, self.tp.partition))
+        if len(self.lot):
+            log.info("%s:%s: %d parked records loaded", *self.tp, len(self.lot))
+
     async def _loop(self) -> None:
         settings = self.settings
         tables = self.tables
         txn = self.txn
         queue = self.queue
         while not self._stopping:
+            if len(self.lot) and self._settle_due():
+                await self._settle()
             if not queue:
                 # Idle: commit, but not sooner than commit_interval after the transaction began,
                 # so sparse records (one every few ms) share a commit instead of paying one each.
@@ -139,7 +167,9 @@ class PartitionWorker:
                     continue
                 await txn.commit()
                 if not queue and not self._stopping:
-                    await self._wake.wait()
+                    idle = SETTLE_INTERVAL if len(self.lot) else None
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), idle)
                 continue
             raw, seen_at = queue[0]
             if self.next_offset is not None and raw.offset < self.next_offset:
@@ -148,44 +178,55 @@ class PartitionWorker:
             record = Record(self.logical, raw.partition, raw.offset, raw.timestamp, raw.key, raw.value)
             if not tables.ready_fast(self.needs, record.timestamp, seen_at):
                 await tables.ready(self.needs, record.timestamp, seen_at)
-            outcome = self.engine.decide(record)
-            if outcome.wait:
-                await txn.commit()  # do not hold a transaction open while waiting
-                waited = await self._wait(record)
-                if waited is None:
-                    break
-                outcome = waited
+            outcome = self.lot.admit(self.engine, record, self._aligned)
             if not txn.active:
                 await txn.begin()
-            await self._emit(record, outcome)
+            if outcome is None:
+                key, value = parked_log.encode(record)
+                await txn.append(self._parked_topic, self.tp.partition, key, value)
+            else:
+                await self._emit(record, outcome)
             queue.popleft()
             self.counters.records_in += 1
             self.next_offset = record.offset + 1
             txn.done(record.offset)
-            if (
-                txn.count >= settings.max_batch_records
-                or time.monotonic() - txn.started >= settings.commit_interval_seconds
-            ):
-                await txn.commit()
+            await self._commit_if_due()
             self.pausing.resume_if_drained(self.tp, len(queue))
         await txn.commit()
 
-    async def _wait(self, record: Record) -> Outcome | None:
-        bound = self.settings.join_wait_seconds
-        deadline = time.monotonic() + bound
-        while True:
-            if self._stopping:
-                return None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return self.engine.decide(record, expired=True, waited=bound)
-            await self.tables.changed(min(remaining, 0.5))
-            outcome = self.engine.decide(record)
-            if not outcome.wait:
-                return outcome
+    async def _commit_if_due(self) -> None:
+        txn = self.txn
+        if (
+            txn.count >= self.settings.max_batch_records
+            or time.monotonic() - txn.started >= self.settings.commit_interval_seconds
+        ):
+            await txn.commit()
+
+    def _aligned(self) -> int:
+        return self.tables.aligned_time(self.needs)
+
+    def _settle_due(self) -> bool:
+        generation, at = self._settled_at
+        return generation != self.tables.generation or time.monotonic() - at >= SETTLE_INTERVAL
+
+    async def _settle(self) -> None:
+        """Release the parked records the tables now settle, into the transaction, key by key."""
+        self._settled_at = (self.tables.generation, time.monotonic())
+        released = self.lot.release(self.engine, self._aligned())
+        if not released:
+            return
+        txn = self.txn
+        if not txn.active:
+            await txn.begin()
+        for record, outcome in released:
+            await self._emit(record, outcome)
+            await txn.append(self._parked_topic, self.tp.partition, parked_log.release_key(record), None)
+            txn.released()
+        await self._commit_if_due()
 
     async def _emit(self, record: Record, outcome: Outcome) -> None:
         txn = self.txn
+        self.counters.older_than_retention += outcome.too_old
         for letter in outcome.dead:
             self.counters.dead_letters += 1
             log.warning(

@@ -4,21 +4,24 @@ One consumer in `group_id` (read_committed, offsets committed only inside the pa
 transactions). Each assigned partition has a worker (`partition.py`) with its own transaction
 (`transaction.py`); fetching a partition pauses while its worker is full (`pausing.py`); records
 fetched for a partition whose worker is not set up yet are fetched again later. An output topic
-with as many partitions as its stream keeps each record's partition.
+with as many partitions as its stream keeps each record's partition. Each stream topic's
+changelog of parked records (`parked_log.py`) is created with as many partitions as the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from kafka_integration import TopicMetadata
+from kafka_integration import TopicMetadata, TopicSpec, ensure_topics
 from materializer.engine import Engine
 from materializer.runtime.counters import Counters
+from materializer.runtime.parked_log import ParkedLog, parked_topic
 from materializer.runtime.partition import PartitionWorker, Routes
 from materializer.runtime.pausing import Pausing
 from materializer.runtime.rebalance import Rebalance
@@ -50,6 +53,7 @@ class StreamReader:
         kafka = settings.kafka
         self._logical = {kafka.topic(j.stream.topic): j.stream.topic for j in topology.joins.values()}
         self.consumer: AIOKafkaConsumer | None = None
+        self.parked = ParkedLog(kafka, settings.group_id)
         self.pausing: Pausing | None = None
         self.rebalance = Rebalance(self._open_partition)
         self._routes = Routes({}, None)
@@ -63,6 +67,19 @@ class StreamReader:
     async def start(self, metadata: TopicMetadata) -> None:
         s = self.settings
         kafka = s.kafka
+        counts = await metadata.partition_counts()
+        # The changelogs are internal topics: created even with `create_topics=False`, as Kafka
+        # Streams creates its own (the secured broker's ACLs let the worker create `<group>-*`).
+        await ensure_topics(
+            kafka,
+            [
+                TopicSpec(
+                    parked_topic(s.group_id, logical), partitions=counts.get(physical, s.topic_partitions)
+                )
+                for physical, logical in sorted(self._logical.items())
+            ],
+        )
+        await self.parked.start()
         self.consumer = AIOKafkaConsumer(
             **kafka.client_kwargs(),
             group_id=s.group_id,
@@ -75,7 +92,6 @@ class StreamReader:
         )
         await self.consumer.start()
         self.pausing = Pausing(self.consumer, s.max_queued_records)
-        counts = await metadata.partition_counts()
         # An output topic with as many partitions as its stream gets each record in the stream
         # record's partition: the key's partition is kept (whatever partitioner the producer of
         # the stream used) and no hashing is needed.
@@ -97,6 +113,7 @@ class StreamReader:
         await self.rebalance.revoke(set(self.workers))
         if self.consumer is not None:
             await self.consumer.stop()
+        await self.parked.stop()
 
     async def _run(self) -> None:
         assert self.consumer is not None and self.pausing is not None
@@ -150,8 +167,9 @@ class StreamReader:
             tables=self._tables,
             transaction=txn,
             pausing=self.pausing,
-            routes=self._routes,
+            routes=dataclasses.replace(self._routes, parked=self.parked.topic(logical)),
             counters=self._counters,
+            parked=self.parked,
         )
 
     def assignment(self) -> set[tuple[str, int]]:

@@ -9,6 +9,10 @@
   partition up to a record of time >= T, or up to the end offsets fetched after the stream
   record was fetched (`seen_at`). End offsets are asked on a connection of their own, so the
   request does not queue behind the fetching consumer's long poll.
+- `aligned_time(topics)`: the record time up to which the tables are known complete, without
+  asking the broker: per partition the latest record time applied, or, once everything the last
+  fetch response reported is applied, that response's wall time (less `ARRIVAL_MARGIN_MS`, for a
+  record still on its way to the broker). Parked records are settled against it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from materializer.source import Record
 from materializer.state import restore
 
 log = logging.getLogger(__name__)
+
+ARRIVAL_MARGIN_MS = 1000  # a record reaches the broker within this after its timestamp
 
 
 class TableReader:
@@ -61,6 +67,7 @@ class TableReader:
         self.pos: dict[TopicPartition, int] = {}
         self.last_ts: dict[TopicPartition, int] = {}
         self.synced_at = -1.0
+        self.generation = 0  # bumped at each applied poll
         self._sync_task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -148,8 +155,27 @@ class TableReader:
                 await asyncio.sleep(1.0)
 
     def _notify(self) -> None:
+        self.generation += 1
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def aligned_time(self, topics: set[str]) -> int:
+        """The record time (ms) up to which every partition of `topics` is known to be applied."""
+        consumer = self.consumer
+        aligned: int | None = None
+        for tp in self.tps:
+            if self.logical[tp] not in topics:
+                continue
+            at = self.last_ts[tp]
+            if consumer is not None:
+                end = consumer.last_stable_offset(tp)
+                if end is None or end < 0:
+                    end = consumer.highwater(tp)
+                polled = consumer.last_poll_timestamp(tp)
+                if end is not None and polled is not None and self.pos[tp] >= end:
+                    at = max(at, polled - ARRIVAL_MARGIN_MS)
+            aligned = at if aligned is None else min(aligned, at)
+        return int(time.time() * 1000) - ARRIVAL_MARGIN_MS if aligned is None else aligned
 
     async def changed(self, timeout: float) -> None:
         """Wait (at most `timeout`) for the next applied poll."""

@@ -2,9 +2,10 @@
 
 - `transactional_id = {group_id}.{topic}.{partition}`: a new owner's producer fences the old one
   and aborts its open transaction.
-- Outputs, stream dead letters and the partition's next offset are committed in one Kafka
-  transaction (numbered steps in `commit`), so `to_topic` holds each output exactly once for
-  read_committed consumers, across kill -9 and rebalances.
+- Outputs, stream dead letters, the parks and releases of parked records (`parked_log.py`) and
+  the partition's next offset are committed in one Kafka transaction (numbered steps in
+  `commit`), so `to_topic` holds each output exactly once for read_committed consumers, across
+  kill -9 and rebalances, and the parked records always agree with the committed offset.
 - On failure the open transaction is aborted, or its producer replaced when it cannot be; the
   partition worker rewinds the partition to the committed offset.
 """
@@ -87,14 +88,20 @@ class PartitionTransaction:
         self.started = time.monotonic()
 
     def done(self, offset: int) -> None:
-        """The record at `offset` is handled: the commit will move the partition past it."""
+        """The record at `offset` is handled (or parked): the commit will move the partition past it."""
         self.pending = offset + 1
+        self.count += 1
+
+    def released(self) -> None:
+        """A parked record was released into this transaction (the offset stays where it is)."""
+        if self.pending is None:
+            self.pending = self.committed
         self.count += 1
 
     async def send(self, topic: str, value: bytes, key: bytes | None) -> None:
         await self.producer.send(topic, value, key=key)
 
-    async def append(self, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
+    async def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         """Add a record to this topic partition's open batch (cheaper than one send per record);
         a full batch is handed to the producer."""
         batch = self._batches.get((topic, partition))
@@ -109,7 +116,6 @@ class PartitionTransaction:
         """Commit the open transaction, if any. A failure leaves it open: the caller calls `abort`."""
         if not self.active:
             return
-        assert self.pending is not None
         # 1. hand the open record batches to the producer
         batches, self._batches = self._batches, {}
         for (topic, partition), batch in batches.items():
@@ -117,8 +123,10 @@ class PartitionTransaction:
                 await self.producer.send_batch(batch, topic, partition=partition)
         # 2. flush: aiokafka does not wait for in-flight sends before EndTxn
         await self.producer.flush()
-        # 3. produce the partition's next offset into the transaction
-        await self.producer.send_offsets_to_transaction({self.tp: self.pending}, self._group_id)
+        # 3. produce the partition's next offset into the transaction (none yet: only releases
+        #    of records parked before any offset was committed, which cannot happen)
+        if self.pending is not None:
+            await self.producer.send_offsets_to_transaction({self.tp: self.pending}, self._group_id)
         # 4. commit (EndTxn): the outputs and the offset become visible together
         await self.producer.commit_transaction()
         log.debug("%s:%s committed %s", *self.tp, self.pending)
