@@ -51,6 +51,9 @@ class Statement:
     def refuse_at(self, problem: str, node: exp.Expression, base: int) -> NoReturn:
         """Refuse at a node of a SELECT parsed from the text at offset `base`."""
         ident = node if isinstance(node, exp.Identifier) else node.find(exp.Identifier)
+        parent = node.parent
+        while ident is None and parent is not None:  # COUNT(*) AS n: at least its statement part
+            ident, parent = parent.find(exp.Identifier), parent.parent
         start = ident.meta.get("start") if ident is not None else None
         self.refuse(problem, None if start is None else base + int(start))
 
