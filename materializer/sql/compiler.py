@@ -132,34 +132,37 @@ class _Scope:
         self.parsed = parsed
         self.sources: dict[str, Declaration] = {}
 
-    def add(self, decl: Declaration, table: exp.Table) -> None:
-        names = {decl.name}
+    def add(self, decl: Declaration, table: exp.Table) -> str:
+        """Add a source under its alias (or its name); returns that."""
+        name = decl.name
         alias = table.args.get("alias")
         if alias is not None and alias.this is not None:
-            names = {_name(alias.this).canonical}
-        for n in names:
-            if n in self.sources:
-                self.refuse(f"{n} is used twice in FROM/JOIN", table)
-            self.sources[n] = decl
+            name = _name(alias.this).canonical
+        if name in self.sources:
+            self.refuse(f"{name} is used twice in FROM/JOIN: give each an alias", table)
+        self.sources[name] = decl
+        return name
 
     def refuse(self, problem: str, node: exp.Expression) -> NoReturn:
         self.parsed.stmt.refuse_at(problem, node, self.parsed.base)
 
-    def resolve(self, column: exp.Column) -> tuple[Declaration, Column]:
+    def resolve(self, column: exp.Column) -> tuple[str, Column]:
+        """The source (its alias, or its name) and the column a reference names."""
         name = _name(column.this).canonical if isinstance(column.this, exp.Identifier) else None
         if name is None:
             self.refuse("expected a column name", column)
         qualifier = column.args.get("table")
         if qualifier is not None:
-            source = self.sources.get(_name(qualifier).canonical)
-            if source is None:
-                self.refuse(f"no source {_name(qualifier).canonical} in FROM/JOIN", column)
-            candidates = [source]
+            alias = _name(qualifier).canonical
+            if alias not in self.sources:
+                self.refuse(f"no source {alias} in FROM/JOIN", column)
+            candidates = [alias]
         else:
-            candidates = list(dict.fromkeys(self.sources.values()))
-        found = [(s, c) for s in candidates for c in s_columns(s) if c.name == name]
+            candidates = list(self.sources)
+        found = [(a, c) for a in candidates for c in s_columns(self.sources[a]) if c.name == name]
         if not found:
-            self.refuse(f"no column {name} in {', '.join(s.name for s in candidates)}", column)
+            where = ", ".join(self.sources[a].name for a in candidates)
+            self.refuse(f"no column {name} in {where}", column)
         if len(found) > 1:
             self.refuse(f"column {name} is ambiguous: qualify it with its source", column)
         return found[0]
@@ -274,20 +277,20 @@ def _filtered(parsed: CreateAs, scope: _Scope, table: AnyTableDecl) -> FilteredV
         scope.refuse(
             f"a table over {table.name} keeps every column of it: select {', '.join(missing)} too", select
         )
-    where, where_sql = _where(scope, select, lambda decl: True)
+    where, where_sql = _where(scope, select, lambda alias: True)
     return FilteredView(parsed.name.canonical, parsed.name.field, table, where, where_sql)
 
 
 def _where(
-    scope: _Scope, select: exp.Select, allowed: Callable[[Declaration], bool]
+    scope: _Scope, select: exp.Select, allowed: Callable[[str], bool]
 ) -> tuple[Callable[[Mapping[str, Any]], bool] | None, str]:
     clause = select.args.get("where")
     if clause is None:
         return None, ""
 
     def resolve(node: exp.Column) -> Column:
-        source, column = scope.resolve(node)
-        if not allowed(source):
+        alias, column = scope.resolve(node)
+        if not allowed(alias):
             scope.refuse("WHERE may use the stream's columns only (it is tested before the joins)", node)
         return column
 
@@ -301,7 +304,8 @@ def _joined(catalog: Catalog, parsed: CreateAs, scope: _Scope, stream: SourceStr
     select = parsed.select
     if select.args.get("group") is not None:
         scope.refuse("GROUP BY makes a table: CREATE TABLE ... AS", select.args["group"])
-    pending: list[tuple[AnyTableDecl, Column, str]] = []
+    streamed = next(iter(scope.sources))
+    pending: list[tuple[str, AnyTableDecl, Column, str]] = []
     for join in select.args.get("joins") or []:
         side, kind = str(join.args.get("side") or "").upper(), str(join.args.get("kind") or "").upper()
         if join.args.get("using") or not isinstance(join.this, exp.Table):
@@ -318,29 +322,28 @@ def _joined(catalog: Catalog, parsed: CreateAs, scope: _Scope, stream: SourceStr
                 f"{_name(join.this.this).canonical} is not a table: only stream-table joins are supported",
                 join.this,
             )
-        scope.add(table, join.this)
+        label = scope.add(table, join.this)
         on = join.args.get("on")
         if not isinstance(on, exp.EQ) or not all(isinstance(x, exp.Column) for x in (on.this, on.expression)):
             scope.refuse("ON must be <stream column> = <table>.<key>", on if on is not None else join)
         sides = [scope.resolve(on.this), scope.resolve(on.expression)]
-        by_stream = [c for s, c in sides if s is stream]
-        by_table = [c for s, c in sides if s is table]
+        by_stream = [c for a, c in sides if a == streamed]
+        by_table = [c for a, c in sides if a == label]
         if len(by_stream) != 1 or len(by_table) != 1:
             scope.refuse(f"ON must compare a column of {stream.name} with the key of {table.name}", on)
         if by_table[0] is not table.key:
             scope.refuse(
                 f"a stream-table join is on the table's key: {table.name}'s key is {table.key.name}", on
             )
-        pending.append((table, by_stream[0], how))
+        pending.append((label, table, by_stream[0], how))
     outputs: dict[str, str] = {}
     passed: set[str] = set()
-    chosen: dict[int, list[tuple[str, Column]]] = {i: [] for i in range(len(pending))}
-    tables = [t for t, _, _ in pending]
+    chosen: dict[str, list[tuple[str, Column]]] = {a: [] for a, _, _, _ in pending}
     for node, alias in _items(scope):
         if not isinstance(node, exp.Column):
             scope.refuse("only columns [AS name] are supported in this SELECT", node)
         source, column = scope.resolve(node)
-        if source is stream:
+        if source == streamed:
             if alias is not None and alias.canonical != column.name:
                 scope.refuse(f"the stream's columns pass through under their names: {column.name}", node)
             out_name, out_field = column.name, column.field
@@ -348,19 +351,19 @@ def _joined(catalog: Catalog, parsed: CreateAs, scope: _Scope, stream: SourceStr
         else:
             out_name = alias.canonical if alias is not None else column.name
             out_field = alias.field if alias is not None else column.field
-            chosen[tables.index(source)].append((out_field, column))  # type: ignore[arg-type]
+            chosen[source].append((out_field, column))
         if out_name in outputs:
             scope.refuse(f"two output columns are called {out_name}", node)
         outputs[out_name] = out_field
     missing = [c.name for c in stream.columns if c.name not in passed]
     if missing:
         scope.refuse(f"every column of {stream.name} passes through: select {', '.join(missing)} too", select)
-    for i, (table, _, _) in enumerate(pending):
-        if not chosen[i]:
+    for label, table, _, _ in pending:
+        if not chosen[label]:
             scope.refuse(f"select at least one column of {table.name}", select)
-    where, where_sql = _where(scope, select, lambda decl: decl is stream)
+    where, where_sql = _where(scope, select, lambda alias: alias == streamed)
     topic, partitions = _sink(parsed.stmt, parsed.props, need_topic=False)
-    joins = tuple(JoinDecl(t, on, how, tuple(chosen[i])) for i, (t, on, how) in enumerate(pending))  # type: ignore[arg-type]
+    joins = tuple(JoinDecl(t, on, how, tuple(chosen[a])) for a, t, on, how in pending)  # type: ignore[arg-type]
     return JoinedDecl(
         parsed.name.canonical,
         parsed.name.field,
