@@ -7,6 +7,8 @@
   with `m.table(name).get(key)`.
 - `OfflineMaterializer(topology)`: the same engine fed by hand, for unit tests of semantics.
 - `MemoryState` / `RocksState`: the state backends.
+- `materializer.sql.parse_sql(text)`: a topology declared in ksqlDB's SQL; `python -m materializer
+  check FILE.sql` prints it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from materializer.errors import (
     MaterializerError,
     NotStarted,
     PoisonRecord,
+    SqlError,
     StateError,
     TopologyError,
     UnknownTable,
@@ -48,6 +51,7 @@ __all__ = [
     "Record",
     "RocksState",
     "Source",
+    "SqlError",
     "StateError",
     "Store",
     "Stream",

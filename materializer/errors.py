@@ -2,7 +2,8 @@
 
 MaterializerError            any failure of this package
 ├── TopologyError            a table, stream or join is declared wrongly (names, columns, references)
-│   └── UnknownTable         a table asked for by name was never declared
+│   ├── UnknownTable         a table asked for by name was never declared
+│   └── SqlError             a ksqlDB statement is malformed or outside the supported subset
 ├── NotStarted               a materializer used before start() or after stop()
 ├── StateError               the state folder cannot be opened or does not match the topology
 └── PoisonRecord             a record is not JSON, not an object, or has a column of the wrong type
@@ -21,6 +22,17 @@ class TopologyError(MaterializerError, ValueError):
 
 class UnknownTable(TopologyError, KeyError):
     """A table asked for by name was never declared."""
+
+
+class SqlError(TopologyError):
+    """A ksqlDB statement that is malformed or outside the subset: names the statement, line, column."""
+
+    def __init__(self, problem: str, *, statement: str, line: int, column: int) -> None:
+        super().__init__(f"line {line}, column {column}: {statement}: {problem}")
+        self.problem = problem
+        self.statement = statement
+        self.line = line
+        self.column = column
 
 
 class NotStarted(MaterializerError, RuntimeError):

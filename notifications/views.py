@@ -184,10 +184,14 @@ async def table_rows(request: web.Request, query: KeyPageQuery) -> web.Response:
     name = _table_name(request)
     who = principal(request)
     rows: list[dict[str, Any]] = []
-    for key, row in request.app[MATERIALIZER].table(name).items():
+    materializer = request.app[MATERIALIZER]
+    for key, stored in materializer.table(name).items():
         if len(rows) >= query.limit:
             break
-        if key > query.after and _readable(who, name, key, row):
+        if key <= query.after:
+            continue
+        row = streams.shown_row(materializer, name, key, stored)
+        if _readable(who, name, key, row):
             rows.append({"key": key, **row})
     return page_response(request, rows, query.limit, lambda row: row["key"])
 
@@ -198,9 +202,10 @@ async def table_rows(request: web.Request, query: KeyPageQuery) -> web.Response:
 async def table_row(request: web.Request) -> web.Response:
     name = _table_name(request)
     key = request.match_info["key"]
-    row = request.app[MATERIALIZER].table(name).get(key)
-    if row is None:
+    stored = request.app[MATERIALIZER].table(name).get(key)
+    if stored is None:
         raise NotFound(f"no row {key!r} in {name}")
+    row = streams.shown_row(request.app[MATERIALIZER], name, key, stored)
     if not _readable(principal(request), name, key, row):
         raise Forbidden(f"no access to row {key!r} of {name}")
     return json_response({"key": key, **row})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,15 @@ from materializer import (
     TopologyError,
     UnknownTable,
 )
-from tests.materializer.topologies import seed_topology
+from tests.materializer.topologies import seed_topology, seed_topology_sql
+
+Seed = Callable[..., Topology]
+
+
+@pytest.fixture(params=["python", "sql"])
+def seed(request: pytest.FixtureRequest) -> Seed:
+    """The seed's topology declared with Python calls or with ksqlDB's SQL: both must agree."""
+    return seed_topology if request.param == "python" else seed_topology_sql
 
 
 @pytest.fixture(params=["memory", "rocksdb"])
@@ -29,17 +37,17 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def offline(store: Store, **kwargs: Any) -> OfflineMaterializer:
+def offline(store: Store, seed: Seed, **kwargs: Any) -> OfflineMaterializer:
     topo_kwargs = {k: kwargs.pop(k) for k in ("kind", "on_output", "where_created") if k in kwargs}
-    return OfflineMaterializer(seed_topology(**topo_kwargs), state=store, **kwargs)
+    return OfflineMaterializer(seed(**topo_kwargs), state=store, **kwargs)
 
 
 def order(id: int, customer: int = 10, org: int = 13, **extra: Any) -> dict[str, Any]:
     return {"id": id, "po": f"PO-{id}", "organization_id": org, "customer_id": customer, **extra}
 
 
-async def test_seed_diagram_rename_gives_latest_name(store: Store) -> None:
-    m = offline(store)
+async def test_seed_diagram_rename_gives_latest_name(store: Store, seed: Seed) -> None:
+    m = offline(store, seed)
     await m.feed("organizations", {"id": 13, "name": "SuperCompany"}, key=13)
     await m.feed(
         "customers", {"id": 10, "name": "A", "last_name": "L", "email": "a@x", "action": "created"}, key=10
@@ -62,8 +70,8 @@ async def test_seed_diagram_rename_gives_latest_name(store: Store) -> None:
     }
 
 
-async def test_nulls_are_ignored_latest_by_offset_per_column(store: Store) -> None:
-    m = offline(store)
+async def test_nulls_are_ignored_latest_by_offset_per_column(store: Store, seed: Seed) -> None:
+    m = offline(store, seed)
     await m.feed("customers", {"id": 1, "name": "A", "email": "a@x", "action": "created"}, key=1)
     await m.feed("customers", {"id": 1, "name": None, "email": "b@x"}, key=1)
     await m.feed("customers", {"id": 1, "last_name": "Z"}, key=1)
@@ -77,8 +85,8 @@ async def test_nulls_are_ignored_latest_by_offset_per_column(store: Store) -> No
     assert len(m.table("customers_table")) == 1
 
 
-async def test_tombstone_deletes_the_row(store: Store) -> None:
-    m = offline(store)
+async def test_tombstone_deletes_the_row(store: Store, seed: Seed) -> None:
+    m = offline(store, seed)
     await m.feed("customers", {"id": 1, "name": "A"}, key=1)
     await m.feed("customers", {"id": 2, "name": "B"}, key=2)
     await m.feed("customers", None, key=1)
@@ -93,8 +101,8 @@ async def test_tombstone_deletes_the_row(store: Store) -> None:
     assert table.get(1) == {"id": 1, "name": "again", "last_name": None, "email": None, "action": None}
 
 
-async def test_filtered_table_follows_the_latest_row(store: Store) -> None:
-    m = offline(store)
+async def test_filtered_table_follows_the_latest_row(store: Store, seed: Seed) -> None:
+    m = offline(store, seed)
     await m.feed("customers", {"id": 1, "name": "A", "action": "created"}, key=1)
     await m.feed("customers", {"id": 2, "name": "B", "action": "created"}, key=2)
     created = m.table("customer_created")
@@ -104,8 +112,8 @@ async def test_filtered_table_follows_the_latest_row(store: Store) -> None:
     assert len(created) == 1
 
 
-async def test_late_row_is_joined_when_it_arrives(store: Store) -> None:
-    m = offline(store, join_wait_seconds=30)
+async def test_late_row_is_joined_when_it_arrives(store: Store, seed: Seed) -> None:
+    m = offline(store, seed, join_wait_seconds=30)
     await m.feed("organizations", {"id": 13, "name": "Org"}, key=13)
     await m.feed("orders", order(1, customer=7), key=1)
     await m.feed("orders", order(2, customer=8), key=2)  # same partition: waits behind order 1
@@ -117,8 +125,8 @@ async def test_late_row_is_joined_when_it_arrives(store: Store) -> None:
     assert m.dead_letters == []
 
 
-async def test_row_that_never_arrives_is_dead_lettered_with_reason(store: Store) -> None:
-    m = offline(store, join_wait_seconds=30)
+async def test_row_that_never_arrives_is_dead_lettered_with_reason(store: Store, seed: Seed) -> None:
+    m = offline(store, seed, join_wait_seconds=30)
     await m.feed("organizations", {"id": 13, "name": "Org"}, key=13)
     await m.feed("customers", {"id": 10, "name": "Here"}, key=10)
     await m.feed("orders", order(1, customer=404), key=1)
@@ -135,8 +143,8 @@ async def test_row_that_never_arrives_is_dead_lettered_with_reason(store: Store)
     assert body["value"]["id"] == 1 and body["topic"] == "orders" and body["offset"] == 0
 
 
-async def test_left_join_emits_nulls_after_the_bound(store: Store) -> None:
-    m = offline(store, kind="left", join_wait_seconds=5)
+async def test_left_join_emits_nulls_after_the_bound(store: Store, seed: Seed) -> None:
+    m = offline(store, seed, kind="left", join_wait_seconds=5)
     await m.feed("organizations", {"id": 13, "name": "Org"}, key=13)
     await m.feed("orders", order(1, customer=404), key=1)
     assert m.outputs == []
@@ -156,8 +164,10 @@ async def test_left_join_without_wait_emits_at_once() -> None:
     assert m.outputs_of("enriched") == [{"person": 1, "name": None}]
 
 
-async def test_inner_join_with_a_missing_row_on_other_partition_does_not_block(store: Store) -> None:
-    m = offline(store)
+async def test_inner_join_with_a_missing_row_on_other_partition_does_not_block(
+    store: Store, seed: Seed
+) -> None:
+    m = offline(store, seed)
     await m.feed("organizations", {"id": 13, "name": "Org"}, key=13)
     await m.feed("customers", {"id": 10, "name": "Here"}, key=10)
     await m.feed("orders", order(1, customer=404), key=1, partition=0)
@@ -177,9 +187,9 @@ async def test_inner_join_with_a_missing_row_on_other_partition_does_not_block(s
     ],
 )
 async def test_poison_stream_records_are_dead_lettered_and_processing_goes_on(
-    store: Store, value: Any, reason: str
+    store: Store, value: Any, reason: str, seed: Seed
 ) -> None:
-    m = offline(store)
+    m = offline(store, seed)
     await m.feed("organizations", {"id": 13, "name": "Org"}, key=13)
     await m.feed("customers", {"id": 10, "name": "C"}, key=10)
     await m.feed("orders", value, key=1)
@@ -189,8 +199,8 @@ async def test_poison_stream_records_are_dead_lettered_and_processing_goes_on(
     assert [o["id"] for o in m.outputs_of("orders_created")] == [2]
 
 
-async def test_poison_table_records_are_dead_lettered_and_the_table_goes_on(store: Store) -> None:
-    m = offline(store)
+async def test_poison_table_records_are_dead_lettered_and_the_table_goes_on(store: Store, seed: Seed) -> None:
+    m = offline(store, seed)
     await m.feed("customers", b"\xff\xfe", key=1)
     await m.feed("customers", {"id": 2, "name": ["not", "scalar"]}, key=2)
     await m.feed("customers", {"id": 3, "name": "no key"})
@@ -202,8 +212,8 @@ async def test_poison_table_records_are_dead_lettered_and_the_table_goes_on(stor
     assert list(m.table("customers_table").keys()) == ["4"]
 
 
-async def test_duplicate_and_replayed_deliveries_apply_once(store: Store) -> None:
-    m = offline(store)
+async def test_duplicate_and_replayed_deliveries_apply_once(store: Store, seed: Seed) -> None:
+    m = offline(store, seed)
     await m.feed("organizations", {"id": 13, "name": "Org"}, key=13)
     await m.feed("customers", {"id": 10, "name": "A"}, key=10, offset=0)
     await m.feed("customers", {"id": 10, "name": "B"}, key=10, offset=1)
@@ -214,8 +224,8 @@ async def test_duplicate_and_replayed_deliveries_apply_once(store: Store) -> Non
     assert len(m.outputs) == 1
 
 
-async def test_where_filters_the_stream(store: Store) -> None:
-    m = offline(store, where_created=True)
+async def test_where_filters_the_stream(store: Store, seed: Seed) -> None:
+    m = offline(store, seed, where_created=True)
     await m.feed("organizations", {"id": 13, "name": "Org"}, key=13)
     await m.feed("customers", {"id": 10, "name": "C"}, key=10)
     await m.feed("orders", order(1, action="updated"), key=1)
@@ -223,13 +233,13 @@ async def test_where_filters_the_stream(store: Store) -> None:
     assert [o["id"] for o in m.outputs_of("orders_created")] == [2]
 
 
-async def test_on_output_receives_the_source() -> None:
+async def test_on_output_receives_the_source(seed: Seed) -> None:
     seen: list[tuple[dict[str, Any], Source]] = []
 
     async def record(output: dict[str, Any], source: Source) -> None:
         seen.append((output, source))
 
-    m = OfflineMaterializer(seed_topology(on_output=record))
+    m = OfflineMaterializer(seed(on_output=record))
     await m.feed("organizations", {"id": 13, "name": "Org"}, key=13)
     await m.feed("customers", {"id": 10, "name": "C"}, key=10)
     await m.feed("orders", order(5), key=5, partition=2, timestamp=1234)
@@ -237,14 +247,14 @@ async def test_on_output_receives_the_source() -> None:
     assert output["id"] == 5 and source == Source("orders", 2, 0, 1234, "5")
 
 
-async def test_rocks_state_survives_reopen(tmp_path: Path) -> None:
+async def test_rocks_state_survives_reopen(tmp_path: Path, seed: Seed) -> None:
     store = RocksState(tmp_path / "s")
-    m = OfflineMaterializer(seed_topology(), state=store)
+    m = OfflineMaterializer(seed(), state=store)
     await m.feed("customers", {"id": 1, "name": "A"}, key=1)
     await m.feed("customers", {"id": 2, "name": "B"}, key=2)
     store.close()
     again = RocksState(tmp_path / "s")
-    m2 = OfflineMaterializer(seed_topology(), state=again)
+    m2 = OfflineMaterializer(seed(), state=again)
     assert m2.table("customers_table").get(2)["name"] == "B"  # type: ignore[index]
     assert len(m2.table("customers_table")) == 2
     assert again.offsets() == {("customers", 0): 2}
