@@ -305,9 +305,9 @@ async def test_an_invitation_of_another_organizations_customer_stays_that_organi
     found = await wait_for_mails(system_env, address, count=2)
     assert sorted(str(m["Subject"]) for m in found) == ["Inviter invites you", "Welcome, Secret"]
 
-    seen_by_a = await (await api.get("/notifications", headers=member_a)).json()
+    seen_by_a = (await (await api.get("/notifications", headers=member_a)).json())["items"]
     assert [r for r in seen_by_a if address in str(r)] == []
-    seen_by_b = await (await api.get("/notifications", headers=member_b)).json()
+    seen_by_b = (await (await api.get("/notifications", headers=member_b)).json())["items"]
     (record,) = [r for r in seen_by_b if r["recipient"] == address]
     assert record["template"] == "invitation_created"
     assert (await api.get(f"/notifications/{record['id']}", headers=member_a)).status == 403
