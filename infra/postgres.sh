@@ -67,7 +67,9 @@ logging_collector = off
 CONF
   fi
   log "starting postgres on 127.0.0.1:$PORT (log: $DIR/server.log)"
-  as_owner "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 start >/dev/null
+  # -p: the port is PGPORT's now, not the one written in postgresql.conf when the cluster was made
+  # (a folder made with another PGPORT listened there, and this start waited for nothing)
+  as_owner "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -o "-p $PORT" -w -t 60 start >/dev/null
   wait_for 60 "postgres" ready
   if ! PGPASSWORD=postgres psql -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -tAc \
       "SELECT 1 FROM pg_database WHERE datname = 'app'" | grep -q 1; then

@@ -116,8 +116,9 @@ class TopicView:
                 # the last complete view (stale but whole), never a half-read one.
                 building: dict[str, dict[str, Any]] = {}
                 ends: dict[TopicPartition, int] | None = await consumer.end_offsets(tps)
+                # an empty topic (or one compacted to nothing) is read as soon as it is found
+                batches: dict[TopicPartition, list[Any]] = {}
                 while True:
-                    batches = await consumer.getmany(timeout_ms=200, max_records=5000)
                     rows = building if ends is not None else self.rows
                     for records in batches.values():
                         for record in records:
@@ -128,6 +129,7 @@ class TopicView:
                         self._whole = True
                         self.ready.set()
                     self._progress.set()
+                    batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

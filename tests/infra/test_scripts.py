@@ -108,3 +108,38 @@ def test_the_kafka_script_knows_one_node_or_three_and_refuses_other_counts() -> 
         cwd=ROOT,
     )
     assert done.stdout.strip() == "127.0.0.1:61192,127.0.0.1:61292,127.0.0.1:61392"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_postgres_listens_on_the_port_asked_now_not_the_one_its_folder_was_made_with() -> None:
+    """A cluster folder made with one PGPORT, started again with another: it listens on the new
+    one (it kept the old one, and the start waited 60 s for nothing, then failed)."""
+    import os
+    import shutil
+
+    # under the checkout: the server's user must reach the folder (it cannot enter /tmp/pytest-of-root)
+    run = ROOT / ".run" / f"pg-port-test-{os.getpid()}"
+    first, second = _free_port(), _free_port()
+
+    def script(command: str, port: int, check: bool = True) -> None:
+        env = {**os.environ, "RUN_DIR": str(run), "PGPORT": str(port)}
+        script = str(ROOT / "infra" / "postgres.sh")
+        subprocess.run(["bash", script, command], env=env, check=check, timeout=120)
+
+    try:
+        script("start", first)
+        script("stop", first)
+        script("start", second)
+        assert _listening_addresses(second) == {"127.0.0.1"}
+        assert _listening_addresses(first) == set()
+    finally:
+        script("stop", second, check=False)
+        shutil.rmtree(run, ignore_errors=True)
