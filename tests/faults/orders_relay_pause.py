@@ -15,12 +15,13 @@ from orders.__main__ import main
 _send_all = relay.OutboxRelay._send_all
 
 
-async def _send_all_then_pause(self: relay.OutboxRelay, rows: list[Any]) -> None:
-    await _send_all(self, rows)
+async def _send_all_then_pause(self: relay.OutboxRelay, rows: list[Any]) -> list[Any]:
+    outcomes = await _send_all(self, rows)  # each row's outcome: the relay reads them
     trigger = Path(os.environ["FAULT_PAUSE_AFTER_PUBLISH"])
     if trigger.exists():
         Path(f"{trigger}.paused").write_text(",".join(str(r["id"]) for r in rows))
         await asyncio.sleep(3600)
+    return outcomes
 
 
 relay.OutboxRelay._send_all = _send_all_then_pause  # type: ignore[method-assign]

@@ -14,6 +14,8 @@ from tests.faults.load import SteadyLoad, acknowledged_since, check, flowing
 from tests.support import unique, wait_until
 from tests.system.conftest import WorkerProcess
 
+BATCH = 2000  # OutboxRelay's batch_size: the most a killed leader leaves to publish again
+
 
 async def _publisher(process: ServiceProcess) -> None:
     async def leads() -> bool:
@@ -62,8 +64,11 @@ async def test_relay_killed_between_publish_and_delete_publishes_again_and_email
         await acknowledged_since(load, time.time(), 10)
     fault = "kill -9 the relay between publish and delete"
     outcome = await check(fault, load, system_env, kafka, fault_at=fault_at)
-    print(f"outbox ids published twice: {paused.read_text()}")
-    assert outcome.records > outcome.events  # the batch was published again, and no email doubled
+    twice = paused.read_text().split(",")
+    print(f"outbox ids published twice: {','.join(twice)}")
+    # the batch caught between ack and DELETE was published again, once, and nothing else was
+    # (a hook that broke the relay's loop once republished every batch 60 times and passed)
+    assert outcome.events < outcome.records <= outcome.events + len(twice)
 
 
 async def test_the_leading_relay_killed_is_replaced_by_the_other_instance(
@@ -85,4 +90,7 @@ async def test_the_leading_relay_killed_is_replaced_by_the_other_instance(
         await _publisher(second)
         first.start()
         await acknowledged_since(load, time.time(), 10)
-    await check("kill -9 the leading relay (2 instances)", load, system_env, kafka, fault_at=fault_at)
+    fault = "kill -9 the leading relay (2 instances)"
+    outcome = await check(fault, load, system_env, kafka, fault_at=fault_at)
+    # at most the batch in flight at the kill is published again
+    assert outcome.records - outcome.events <= BATCH
