@@ -129,16 +129,20 @@ async def check(
     fault_at: float,
     outage_until: float | None = None,
     may_double: set[str] = frozenset(),  # type: ignore[assignment]
+    resent: set[str] = frozenset(),  # type: ignore[assignment]
     timeout: float = 300.0,
 ) -> Outcome:
-    """Wait until every acknowledged invoice's email arrived, then check events and copies."""
+    """Wait until every acknowledged invoice's email arrived, and each of `resent` (messages the
+    server holds while the worker cannot know it: sent again once their lease ends) twice, then
+    check events and copies."""
     await load.stop()
     acked = load.acknowledged()
     assert acked, "no order was acknowledged"
     wanted = {invoice_message_id(env, a.invoice_id) for a in acked if a.invoice_id is not None}
 
     async def all_emails_arrived() -> bool:
-        return wanted <= set((await asyncio.to_thread(copies, env, env["MESSAGE_ID_DOMAIN"])).keys())
+        got = await asyncio.to_thread(copies, env, env["MESSAGE_ID_DOMAIN"])
+        return wanted <= set(got) and all(got.get(mid, 0) >= 2 for mid in resent)
 
     try:
         await wait_until(all_emails_arrived, timeout=timeout, interval=0.5)
