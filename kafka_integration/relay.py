@@ -33,7 +33,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import asyncpg
@@ -55,12 +54,12 @@ from kafka_integration.errors import NotStarted
 from kafka_integration.events import kafka_headers
 from kafka_integration.outbox import done_channel, wake_channel
 from kafka_integration.producer import new_producer
+from kafka_integration.topics import is_topic_name
 
 log = logging.getLogger(__name__)
 
 _NOTIFY_IDS_PER_MESSAGE = 500  # NOTIFY payloads must stay under 8000 bytes
 _RECENT_IDS = 100_000  # published ids remembered for requests that register late
-_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # Kafka errors that sending the same record again can never fix.
 _PERMANENT_KAFKA_ERRORS = (
     MessageSizeTooLargeError,
@@ -84,7 +83,7 @@ def is_permanent(error: BaseException) -> bool:
 
 
 def _valid_topic(name: str) -> str:
-    if not _TOPIC_NAME.match(name) or name in {".", ".."}:
+    if not is_topic_name(name):
         raise InvalidTopicError(f"{name!r} is not a valid Kafka topic name")
     return name
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -12,6 +13,13 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 from kafka_integration.config import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}\Z")
+
+
+def is_topic_name(name: str) -> bool:
+    """Whether Kafka accepts `name` as a topic (its legal characters, at most 249, not . or ..)."""
+    return bool(_TOPIC_NAME.match(name)) and name not in {".", ".."}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ class PageQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     after: int = Field(0, ge=0, le=MAX_ID, description="the `next` cursor of the previous page")
-    limit: int = Field(100, ge=0, le=MAX_LIMIT, description="at most this many items")
+    limit: int = Field(100, ge=1, le=MAX_LIMIT, description="at most this many items")
 
 
 class KeyPageQuery(BaseModel):
@@ -28,7 +28,7 @@ class KeyPageQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     after: str = Field("", max_length=200, description="the `next` cursor of the previous page")
-    limit: int = Field(100, ge=0, le=MAX_LIMIT, description="at most this many items")
+    limit: int = Field(100, ge=1, le=MAX_LIMIT, description="at most this many items")
 
 
 def page_response(

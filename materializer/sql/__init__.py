@@ -53,7 +53,10 @@ def parse_sql(text: str) -> Catalog:
     """The catalog a text of ksqlDB statements declares (SqlError at the first statement refused)."""
     catalog = Catalog()
     for stmt in statements(text):
-        apply(catalog, read(stmt))
+        try:
+            apply(catalog, read(stmt))
+        except RecursionError:  # sqlglot and the compiler recurse once per level of nesting
+            stmt.refuse("the statement is nested too deeply (parentheses, NOT or types)")
     return catalog
 
 

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from sqlglot import exp
 
+from kafka_integration.topics import is_topic_name
 from materializer.sql.catalog import (
     AnyTableDecl,
     Catalog,
@@ -36,6 +37,7 @@ _SCALARS: dict[exp.DType, tuple[str, tuple[type, ...]]] = {
     exp.DType.DECIMAL: ("DECIMAL", (int, float)),
     exp.DType.ARRAY: ("ARRAY", (list,)),
 }
+TOPIC_RULE = "letters, digits, '.', '_' and '-', at most 249, not '.' or '..'"
 TYPES = "INTEGER, BIGINT, VARCHAR (STRING), BOOLEAN, DOUBLE, DECIMAL(p, s), ARRAY<...>"
 _SELECT_PARTS = {"expressions", "from", "from_", "joins", "where", "group"}
 
@@ -109,8 +111,10 @@ def _sink(
                 prop.at,
             )
     topic = props.get("KAFKA_TOPIC")
-    if topic is not None and (not isinstance(topic.value, str) or not topic.value or "\0" in topic.value):
-        stmt.refuse("KAFKA_TOPIC must be a non-empty string", topic.at)
+    if topic is not None and not isinstance(topic.value, str):
+        stmt.refuse("KAFKA_TOPIC must be a string", topic.at)
+    if topic is not None and not is_topic_name(str(topic.value)):
+        stmt.refuse(f"KAFKA_TOPIC {topic.value!r} is not a valid Kafka topic name ({TOPIC_RULE})", topic.at)
     fmt = props.get("VALUE_FORMAT")
     if need_topic and (topic is None or fmt is None):
         stmt.refuse("CREATE STREAM needs WITH (kafka_topic='...', value_format='json')")
@@ -363,6 +367,12 @@ def _joined(catalog: Catalog, parsed: CreateAs, scope: _Scope, stream: SourceStr
             scope.refuse(f"select at least one column of {table.name}", select)
     where, where_sql = _where(scope, select, lambda alias: alias == streamed)
     topic, partitions = _sink(parsed.stmt, parsed.props, need_topic=False)
+    if topic is None and not is_topic_name(parsed.name.field):  # the topic is the stream's name
+        parsed.stmt.refuse(
+            f"{parsed.name.field!r} is not a valid Kafka topic name ({TOPIC_RULE}): "
+            "give WITH (kafka_topic=...)",
+            parsed.stmt.tokens[2].start,
+        )
     joins = tuple(JoinDecl(t, on, how, tuple(chosen[a])) for a, t, on, how in pending)  # type: ignore[arg-type]
     return JoinedDecl(
         parsed.name.canonical,

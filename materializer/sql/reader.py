@@ -209,6 +209,8 @@ class _Cursor:
             self.fail("expected a name")
         t = self.tokens[self.i]
         if t.token_type == TokenType.IDENTIFIER:
+            if not t.text or any(ord(c) < 32 or ord(c) == 127 for c in t.text):
+                self.fail(f"a quoted name must not be empty or hold control characters, found {t.text!r}")
             self.i += 1
             return Name.of(t.text, quoted=True)
         if t.token_type in (TokenType.STRING, TokenType.NUMBER) or not _WORD.match(t.text):

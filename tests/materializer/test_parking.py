@@ -48,7 +48,7 @@ async def test_a_missing_customer_holds_only_its_order_and_is_joined_on_another_
     out = await read_committed(kafka, "orders_created", min_count=100)
     # the 100 came out, and were handed on, while the first is still parked, not behind it
     assert sorted(o["id"] for o in out) == list(range(2, 102)) and a.parked() == 1
-    assert sorted(set(handed)) == list(range(2, 102))
+    assert sorted(handed) == list(range(2, 102))  # every call counted: once each
     await a.stop()  # the parked order belongs to the partition: a new worker has it
     b = await start_materializer(topology, "b", join_wait_seconds=60.0)
 
@@ -60,7 +60,7 @@ async def test_a_missing_customer_holds_only_its_order_and_is_joined_on_another_
     out = await read_committed(kafka, "orders_created", min_count=101)
     assert sorted(o["id"] for o in out) == list(range(1, 102))  # each once
     assert [o["customer_name"] for o in out if o["id"] == 1] == ["Late"]
-    assert 1 in handed and set(handed) == set(range(1, 102))
+    assert sorted(handed) == list(range(1, 102))  # the moved order once, none of the 100 again
     assert b.parked() == 0 and await read_committed(kafka, "materializer_dead_letters") == []
 
 

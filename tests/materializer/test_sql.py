@@ -191,8 +191,12 @@ def test_drop_removes_and_if_exists_is_silent() -> None:
 
 
 def test_a_semicolon_inside_a_string_or_comment_does_not_end_a_statement() -> None:
-    sql = "-- a comment; still a comment\nCREATE STREAM s (a VARCHAR) WITH (kafka_topic='t;x', value_format='json');"
-    assert parse_sql(sql).topology().streams["s"].topic == "t;x"
+    sql = (
+        SOURCE
+        + TABLE
+        + "-- a comment; still a comment\nCREATE TABLE v AS SELECT * FROM t WHERE name = 'a;b';"
+    )
+    assert set(parse_sql(sql).topology().tables) == {"t", "v"}
 
 
 def _refused(sql: str) -> SqlError:
@@ -300,3 +304,46 @@ def test_statements_outside_the_subset_are_refused_with_line_and_column(
     assert error.statement.startswith("statement ") or error.statement == "the text"
     for word in words:
         assert word in str(error)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        SOURCE + "CREATE STREAM o AS SELECT * FROM s WHERE " + "(" * 5000 + "id = 1" + ")" * 5000 + ";",
+        SOURCE + "CREATE STREAM o AS SELECT * FROM s WHERE " + "NOT " * 3000 + "id = 1;",
+        "CREATE STREAM s (a "
+        + "ARRAY<" * 3000
+        + "INT"
+        + ">" * 3000
+        + ") WITH (kafka_topic='t', value_format='json');",
+    ],
+    ids=["parentheses", "not", "array-type"],
+)
+def test_a_statement_nested_past_the_interpreters_depth_is_refused_at_its_statement(sql: str) -> None:
+    error = _refused(sql)  # not a RecursionError out of python -m materializer check
+    assert "nested too deeply" in str(error)
+    assert error.statement.startswith("statement ")
+
+
+@pytest.mark.parametrize(
+    ("sql", "column"),
+    [
+        ("CREATE STREAM s (a INTEGER) WITH (kafka_topic='../other/orders', value_format='json');", 35),
+        ("CREATE STREAM s (a INTEGER) WITH (kafka_topic='orders\n', value_format='json');", 35),
+        ("CREATE STREAM s (a INTEGER) WITH (kafka_topic='" + "o" * 250 + "', value_format='json');", 35),
+        ("CREATE STREAM s (a INTEGER) WITH (kafka_topic='..', value_format='json');", 35),
+        ("CREATE STREAM s (a INTEGER) WITH (kafka_topic='ordérs', value_format='json');", 35),
+        (SOURCE + 'CREATE STREAM "a b/c" AS SELECT id, name, n, ok, x, d, action FROM s;', 15),
+    ],
+    ids=["slashes", "newline", "250-chars", "dot-dot", "unicode", "default-from-quoted-name"],
+)
+def test_a_topic_kafka_would_refuse_is_refused_by_the_check(sql: str, column: int) -> None:
+    error = _refused(sql)
+    assert "not a valid Kafka topic name" in str(error)
+    assert error.column == column, str(error)
+
+
+@pytest.mark.parametrize("name", ['""', '"a\x00b"', '"a\nb"'], ids=["empty", "nul", "newline"])
+def test_a_quoted_name_empty_or_with_control_characters_is_refused(name: str) -> None:
+    error = _refused(f"CREATE STREAM {name} (a INTEGER) WITH (kafka_topic='t', value_format='json');")
+    assert "name" in str(error)

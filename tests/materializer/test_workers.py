@@ -127,3 +127,48 @@ async def test_kill_9_during_100k_events_leaves_each_output_exactly_once(
         second.wait()
     assert_each_once(out, total)
     assert await read_committed(kafka, "materializer_dead_letters") == []
+
+
+async def test_kill_9_while_records_are_parked_and_being_released_joins_each_once(
+    kafka: KafkaSettings, producer: Produce, test_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Orders whose customer is missing are parked (committed with the partition's offset); the
+    worker is killed with SIGKILL right as their customers arrive and releases are in flight. A
+    new worker loads the parked changelog and joins each exactly once, none dead-lettered."""
+    await fill_tables(producer)
+    normal, late = 1000, 60
+    await producer("orders", [(i, order(i)) for i in range(normal)])
+    late_ids = range(normal, normal + late)
+    await producer("orders", [(i, {**order(i), "customer_id": 9000 + i}) for i in late_ids])
+    env = {**os.environ, **test_env, "GROUP_ID": unique("parkkill_"), "STATE_DIR": str(tmp_path / "state")}
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "tests.materializer.kill_worker"], cwd=ROOT, env=env)
+
+    loop = asyncio.get_running_loop()
+    first = spawn()
+    try:
+        deadline = loop.time() + 90
+        while await _output_progress(kafka) < normal:
+            assert first.poll() is None, "worker exited"
+            assert loop.time() < deadline, "no progress"
+            await asyncio.sleep(0.2)
+        await producer("customers", [(9000 + i, {"id": 9000 + i, "name": f"Late {i}"}) for i in late_ids])
+        while await _output_progress(kafka) < normal + 1:  # the first releases are being written
+            assert loop.time() < deadline, "no release"
+            await asyncio.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    second = spawn()
+    try:
+        out = await read_committed(kafka, "orders_created", min_count=normal + late, timeout=120)
+    finally:
+        second.send_signal(signal.SIGKILL)
+        second.wait()
+    assert_each_once(out, normal + late)
+    assert {o["customer_name"] for o in out if o["id"] >= normal} == {f"Late {i}" for i in late_ids}
+    assert await read_committed(kafka, "materializer_dead_letters") == []

@@ -160,6 +160,16 @@ async def test_bad_orders_are_refused_and_nothing_is_written(
         ("DELETE", "/orders/99999999999999999999999999", b"", 404),
         ("PUT", "/invoices/1/items/9223372036854775808", b'{"item": {"quantity": 2}}', 404),
         ("GET", "/orders?after=9223372036854775808", b"", 422),
+        # cursors: a page of none would answer `next: null` (the end) for a list that goes on
+        ("GET", "/orders?limit=0", b"", 422),
+        ("GET", "/invoices?limit=0", b"", 422),
+        ("GET", "/orders?limit=-1", b"", 422),
+        ("GET", "/orders?limit=1001", b"", 422),
+        ("GET", "/orders?after=1%00", b"", 422),
+        ("GET", "/orders?after=%0d%0aX:1", b"", 422),
+        ("GET", "/orders?after=" + "9" * 4000, b"", 422),
+        ("GET", "/orders?after=", b"", 422),
+        ("GET", "/orders?after=1&after=x", b"", 422),
         # ids in bodies
         ("POST", "/invoices", b'{"invoice": {"order_id": 9223372036854775808}}', 422),
         ("POST", "/invoices", b'{"invoice": {"order_id": 18446744073709551616}}', 422),
