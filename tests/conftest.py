@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,7 +15,17 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from kafka_integration import KafkaSettings
 from servicekit.auth import REVOCATIONS
-from tests.support import Tokens, duplicates, start_infra, unique, wait_until, write_signing_keys
+from tests.support import (
+    TEST_PREFIX,
+    Tokens,
+    delete_topics,
+    duplicates,
+    local_kafka,
+    start_infra,
+    unique,
+    wait_until,
+    write_signing_keys,
+)
 
 # The secured suite needs its own broker and runs with its own command, `make test-secured`.
 collect_ignore = [] if os.environ.get("KAFKA_SECURITY") == "sasl_ssl" else ["secured"]
@@ -41,7 +52,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.fixture(scope="session")
 def infra() -> dict[str, str]:
-    return start_infra()
+    env = start_infra()
+    if local_kafka(env):  # the project's own broker: sweep what earlier runs' tests left there
+        asyncio.run(delete_topics(env, lambda name: TEST_PREFIX.match(name) is not None, settle=180))
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +93,7 @@ async def test_env(
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
+    await delete_topics(env, lambda name: name.startswith(env["KAFKA_TOPIC_PREFIX"]))
 
 
 @pytest.fixture

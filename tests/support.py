@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import subprocess
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from kafka_integration import KafkaSettings, TopicMetadata
 
@@ -293,3 +296,33 @@ async def wait_until(check: Any, timeout: float = 10.0, interval: float = 0.05) 
         if loop.time() > deadline:
             raise AssertionError(f"{getattr(check, '__name__', check)} still false after {timeout}s")
         await asyncio.sleep(interval)
+
+
+TEST_PREFIX = re.compile(r"^t_[0-9a-f]{10}\.")  # unique("t_") + "." (tests/conftest.py's test_env)
+
+
+async def delete_topics(env: Mapping[str, str], matching: Callable[[str], bool], settle: float = 0.0) -> int:
+    """Delete the topics whose names `matching` accepts; how many. Each test makes its own topics
+    (its prefix): left on the broker, thousands of partitions made every later test, and the
+    broker's restart in tests/system, slower run after run. With `settle`, wait up to that many
+    seconds until the broker no longer lists them (a sweep of thousands keeps its controller busy
+    for a while: the tests start after that). Best effort: a broker that is down now keeps them
+    until the next sweep."""
+    admin = AIOKafkaAdminClient(**KafkaSettings.from_env(env, client_id="tests-cleanup").client_kwargs())
+    try:
+        async with asyncio.timeout(30 + settle):
+            await admin.start()
+            names = [name for name in await admin.list_topics() if matching(name)]
+            for start in range(0, len(names), 500):
+                await admin.delete_topics(names[start : start + 500])
+            deadline = asyncio.get_running_loop().time() + settle
+            while names and asyncio.get_running_loop().time() < deadline:
+                if not set(names) & set(await admin.list_topics()):
+                    break
+                await asyncio.sleep(0.5)
+            return len(names)
+    except Exception:  # TimeoutError included
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
