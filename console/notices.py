@@ -36,6 +36,10 @@ def check_filters(status: str | None, organization: str | None, template: str | 
     }
 
 
+def _table(ops: OperationsSettings) -> str:
+    return f'"{ops.schemas["notifications"]}".email_notifications'
+
+
 async def listing(
     pool: asyncpg.Pool,
     ops: OperationsSettings,
@@ -46,8 +50,23 @@ async def listing(
     limit: int = 200,
 ) -> list[dict[str, Any]]:
     """The latest notifications matching the filters, newest first."""
-    table = f'"{ops.schemas["notifications"]}".email_notifications'
-    rows = await pool.fetch(
+    table = _table(ops)
+    try:
+        rows = await _fetch_listing(pool, table, status, organization, template, limit)
+    except asyncpg.UndefinedTableError:  # the notifications service has not started yet
+        return []
+    return [dict(r) for r in rows]
+
+
+async def _fetch_listing(
+    pool: asyncpg.Pool,
+    table: str,
+    status: str | None,
+    organization: int | None,
+    template: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await pool.fetch(
         f"""SELECT id, template, recipient, organization_id, status, error, attempts, failures,
                    source_topic, source_partition, source_offset, message_id, created_at, sent_at
             FROM {table}
@@ -59,12 +78,12 @@ async def listing(
         template,
         limit,
     )
-    return [dict(r) for r in rows]
+    return rows
 
 
 async def counts(pool: asyncpg.Pool, ops: OperationsSettings) -> dict[str, int]:
     """How many notifications are in each status."""
-    table = f'"{ops.schemas["notifications"]}".email_notifications'
+    table = _table(ops)
     try:
         rows = await pool.fetch(f"SELECT status, count(*) AS n FROM {table} GROUP BY status")
     except asyncpg.UndefinedTableError:
@@ -73,8 +92,11 @@ async def counts(pool: asyncpg.Pool, ops: OperationsSettings) -> dict[str, int]:
 
 
 async def one(pool: asyncpg.Pool, ops: OperationsSettings, ident: int) -> dict[str, Any]:
-    table = f'"{ops.schemas["notifications"]}".email_notifications'
-    row = await pool.fetchrow(f"SELECT * FROM {table} WHERE id = $1", ident)
+    table = _table(ops)
+    try:
+        row = await pool.fetchrow(f"SELECT * FROM {table} WHERE id = $1", ident)
+    except asyncpg.UndefinedTableError:
+        row = None
     if row is None:
         raise NotFound(f"no notification {ident}")
     return dict(row)
@@ -83,9 +105,12 @@ async def one(pool: asyncpg.Pool, ops: OperationsSettings, ident: int) -> dict[s
 async def retry(pool: asyncpg.Pool, ops: OperationsSettings, ident: int, actor: str) -> None:
     """A `failed` notification back to `created` (sent again by the worker); recorded.
     NotFound or NotAllowed (not failed) otherwise; nothing changes then."""
-    table = f'"{ops.schemas["notifications"]}".email_notifications'
+    table = _table(ops)
     async with pool.acquire() as conn, conn.transaction():
-        status = await conn.fetchval(f"SELECT status FROM {table} WHERE id = $1 FOR UPDATE", ident)
+        try:
+            status = await conn.fetchval(f"SELECT status FROM {table} WHERE id = $1 FOR UPDATE", ident)
+        except asyncpg.UndefinedTableError:
+            status = None
         if status is None:
             raise NotFound(f"no notification {ident}")
         if status != "failed":

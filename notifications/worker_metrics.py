@@ -52,7 +52,7 @@ async def stream_lag(materializer: Materializer, timeout: float | None = None) -
         return Lag(await asyncio.wait_for(materializer.partition_lag(), timeout))
     except TimeoutError:
         return Lag(error=f"Kafka did not answer the end offsets within {timeout:g} s")
-    except Exception as exc:  # noqa: BLE001 - any failure to ask is reported, never taken for 0
+    except Exception as exc:  # any failure to ask is reported, never taken for 0
         return Lag(error=f"Kafka cannot be asked the end offsets: {type(exc).__name__}: {exc}")
 
 
@@ -81,6 +81,9 @@ class WorkerCollector(Collector):
             ("emails_failed", "emails refused by the SMTP server", self.notifier.failed),
         ):
             yield CounterMetricFamily(name, help_text, value=float(value))
+        parked = GaugeMetricFamily("materializer_parked", "stream records waiting (parked) for a table row")
+        parked.add_metric([], float(m.parked()) if hasattr(m, "parked") else 0.0)
+        yield parked
         lag = GaugeMetricFamily(
             "consumer_lag", "records behind the end, per topic and partition", labels=["topic", "partition"]
         )
