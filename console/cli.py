@@ -17,13 +17,26 @@ from console import deadletters, lag, notices
 from console.config import OperationsSettings
 from console.db import console_pool
 from console.errors import ConsoleError, InvalidInput, NotAllowed
+from servicekit import cli
+
+ENVIRONMENT = f"""{cli.KAFKA_AND_DATABASE}
+  HOST, CONSOLE_PORT     where the console listens (or --host, --port; default 3006)
+  SECURITY_URL           the security service, for signing in (default http://127.0.0.1:3004)
+  WORKER_URLS            the workers' /metrics, comma separated (default http://127.0.0.1:3005)
+  JWT_PUBLIC_KEY_FILE    the security service's public key, to check tokens (or JWT_PUBLIC_KEY)
+  CONSUMER_GROUP, DEAD_LETTER_TOPIC   as the worker's
+  CONSOLE_COOKIE_SECURE  1 when the console is served over HTTPS"""
+DESCRIPTION = (
+    "The operations console in the browser (without a command): the flow from a write to an"
+    " email, dead letters, notifications, workers. The commands do the same actions."
+)
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m console", description=__doc__)
-    top.add_argument("--json", action="store_true", help="one JSON object per line")
-    sub = top.add_subparsers(dest="command")
-    sub.add_parser("serve", help="the console in the browser (the default)")
+    top = cli.parser("console", DESCRIPTION, ENVIRONMENT)
+    top.add_argument("--json", action="store_true", help="commands: one JSON object per line")
+    cli.add_listen_options(top, "CONSOLE_PORT", 3006)
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
     dl = sub.add_parser("deadletters", help="dead letters of the materializer and of the outboxes")
     dls = dl.add_subparsers(dest="action", required=True)
     dls.add_parser("list", help="list them, with reason and source position")
@@ -79,18 +92,22 @@ async def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO)
     return 0
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
-    args = parser().parse_args(argv)
-    if args.command in (None, "serve"):
-        from console.__main__ import serve
+def main(argv: Sequence[str] | None = None) -> None:
+    command = parser()
+    args = command.parse_args(argv)
+    if args.command is None:
+        from console.app import create_app
+        from console.config import Config
+        from servicekit.app import run as serve
 
-        serve(environ)
-        return 0
+        config = cli.load(command, Config.from_env, cli.environment(args, "CONSOLE_PORT"))
+        serve(create_app(config), config.http)
+        return
     try:
-        return asyncio.run(run(args, environ, sys.stdout))
+        sys.exit(asyncio.run(run(args, os.environ, sys.stdout)))
     except (InvalidInput, NotAllowed) as exc:
         print(f"refused: {exc}", file=sys.stderr)
-        return 2
+        sys.exit(2)
     except ConsoleError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        sys.exit(1)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from kafka_integration import KafkaSettings
 from servicekit.auth import AuthSettings
-from servicekit.config import env_bool, env_str
+from servicekit.config import env_bool, env_int, env_str
 from servicekit.db import DatabaseSettings
 from servicekit.settings import HttpSettings
 
@@ -57,12 +57,21 @@ class Config:
     worker_urls: tuple[str, ...] = ("http://127.0.0.1:3005",)
     cookie_secure: bool = False
 
+    @property
+    def kafka(self) -> KafkaSettings:
+        return self.ops.kafka
+
+    @property
+    def db(self) -> DatabaseSettings:
+        return self.ops.db
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
-        port_env = {**environ, "PORT": environ.get("CONSOLE_PORT", "3006")}
         return cls(
             ops=OperationsSettings.from_env(environ),
-            http=HttpSettings.from_env(port_env, default_port=3006),
+            http=HttpSettings(
+                host=env_str(environ, "HOST", "127.0.0.1"), port=env_int(environ, "CONSOLE_PORT", 3006)
+            ),
             auth=AuthSettings.from_env(environ),
             security_url=env_str(environ, "SECURITY_URL", "http://127.0.0.1:3004").rstrip("/"),
             worker_urls=tuple(
