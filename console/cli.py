@@ -23,6 +23,7 @@ ENVIRONMENT = f"""{cli.KAFKA_AND_DATABASE}
   HOST, CONSOLE_PORT     where the console listens (or --host, --port; default 3006)
   SECURITY_URL           the security service, for signing in (default http://127.0.0.1:3004)
   WORKER_URLS            the workers' /metrics, comma separated (default http://127.0.0.1:3005)
+  NOTIFICATIONS_URL      the notifications API, for the tables (default http://127.0.0.1:3003)
   JWT_PUBLIC_KEY_FILE    the security service's public key, to check tokens (or JWT_PUBLIC_KEY)
   CONSUMER_GROUP, DEAD_LETTER_TOPIC   as the worker's
   CONSOLE_COOKIE_SECURE  1 when the console is served over HTTPS"""

@@ -5,7 +5,8 @@ schema (tests), else each service's own (`customers`, `orders`, `security`, `not
 the console's (`console`); Kafka as every service (BOOTSTRAP_SERVERS, KAFKA_TOPIC_PREFIX, ...);
 CONSUMER_GROUP and DEAD_LETTER_TOPIC as the worker's; WORKER_URLS (comma separated, the workers'
 /health and /metrics; default http://127.0.0.1:3005); SECURITY_URL (sign-in, default
-http://127.0.0.1:3004); JWT_PUBLIC_KEY_FILE and the other token settings as every service;
+http://127.0.0.1:3004); NOTIFICATIONS_URL (the materialized tables, default
+http://127.0.0.1:3003); JWT_PUBLIC_KEY_FILE and the other token settings as every service;
 CONSOLE_COOKIE_SECURE (1 behind HTTPS).
 """
 
@@ -54,6 +55,7 @@ class Config:
     http: HttpSettings
     auth: AuthSettings
     security_url: str = "http://127.0.0.1:3004"
+    notifications_url: str = "http://127.0.0.1:3003"
     worker_urls: tuple[str, ...] = ("http://127.0.0.1:3005",)
     cookie_secure: bool = False
 
@@ -74,6 +76,7 @@ class Config:
             ),
             auth=AuthSettings.from_env(environ),
             security_url=env_str(environ, "SECURITY_URL", "http://127.0.0.1:3004").rstrip("/"),
+            notifications_url=env_str(environ, "NOTIFICATIONS_URL", "http://127.0.0.1:3003").rstrip("/"),
             worker_urls=tuple(
                 u.strip().rstrip("/")
                 for u in env_str(environ, "WORKER_URLS", "http://127.0.0.1:3005").split(",")

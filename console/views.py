@@ -10,14 +10,15 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from console import charts, deadletters, lag, notices, session
+from console import charts, deadletters, lag, notices, records, session, tables, topics
 from console.errors import InvalidInput
 from console.flow import SAMPLE_SECONDS, WORKER_FIGURES
-from console.keys import CONFIG, FLOW, NOTIFICATIONS_POOL, POOL
+from console.keys import CONFIG, FLOW, HTTP, NOTIFICATIONS_POOL, POOL
 from notifications import templates
 
 routes = web.RouteTableDef()
@@ -207,9 +208,99 @@ async def retry(request: web.Request) -> web.Response:
 @routes.get("/workers")
 @page("workers.html")
 async def workers_page(request: web.Request) -> dict[str, Any]:
-    ops = request.app[CONFIG].ops
+    config = request.app[CONFIG]
+    ops = config.ops
     try:
         members, partitions, problem = await lag.members(ops), await lag.partition_lag(ops), None
-    except Exception as exc:
+    except Exception as exc:  # Kafka cannot be asked: the page says so
         members, partitions, problem = [], [], f"Kafka cannot be asked: {type(exc).__name__}: {exc}"
-    return {"members": members, "partitions": partitions, "problem": problem, "group": ops.group_id}
+    processes = [await _worker_process(request, url) for url in config.worker_urls]
+    return {
+        "members": members,
+        "partitions": partitions,
+        "problem": problem,
+        "group": ops.group_id,
+        "processes": processes,
+    }
+
+
+async def _worker_process(request: web.Request, url: str) -> dict[str, Any]:
+    """A worker process as its /health and /metrics say: state, lag, state size, parked records."""
+    out: dict[str, Any] = dict.fromkeys(("lag", "state_bytes", "parked", "records_in")) | {"url": url}
+    http = request.app[HTTP]
+    timeout = aiohttp.ClientTimeout(total=5)
+    try:
+        async with http.get(f"{url}/health", timeout=timeout) as resp:
+            health = await resp.json(content_type=None)
+        async with http.get(f"{url}/metrics", timeout=timeout) as resp:
+            text = await resp.text()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        return {**out, "status": f"not answering ({type(exc).__name__})"}
+    figures = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in ("materializer_state_bytes", "materializer_parked", "materializer_records_in_total"):
+            figures[name] = int(float(value))
+    known = isinstance(health, dict)
+    return {
+        **out,
+        "status": health.get("status") if known else "?",
+        "lag": health.get("consumer_lag") if known else None,
+        "state_bytes": figures.get("materializer_state_bytes"),
+        "parked": figures.get("materializer_parked"),
+        "records_in": figures.get("materializer_records_in_total"),
+    }
+
+
+def _shown_record(record: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(record["value"], indent=2, ensure_ascii=True, default=str)[:20000]
+    return {**record, "when": _when(record["timestamp"]), "value_text": text}
+
+
+@routes.get("/topics")
+@page("topics.html")
+async def topics_page(request: web.Request) -> dict[str, Any]:
+    return {"topics": await topics.listing(request.app[CONFIG].ops.kafka)}
+
+
+@routes.get("/topics/{topic}")
+@page("topic.html")
+async def topic_page(request: web.Request) -> dict[str, Any]:
+    name = topics.check_topic(request.match_info["topic"])
+    q = request.query
+    partition, offset, at_ms = topics.check_position(
+        _field(q, "partition", 20, False), _field(q, "offset", 20, False), _field(q, "at", 40, False)
+    )
+    kafka = request.app[CONFIG].ops.kafka
+    found = await records.read_partition(kafka, name, partition, offset=offset, at_ms=at_ms, limit=50)
+    return {
+        "topic": name,
+        "partition": partition,
+        "offset": offset,
+        "at": q.get("at", "")[:40],
+        "records": [_shown_record(r) for r in found],
+    }
+
+
+@routes.get("/tables")
+@page("tables.html")
+async def tables_page(request: web.Request) -> dict[str, Any]:
+    config = request.app[CONFIG]
+    token = request.cookies.get(session.SESSION_COOKIE, "")
+    return {"tables": await tables.listing(request.app[HTTP], config.notifications_url, token)}
+
+
+@routes.get("/tables/{table}")
+@page("table.html")
+async def table_page(request: web.Request) -> dict[str, Any]:
+    config = request.app[CONFIG]
+    table = _field(request.match_info, "table", 100)
+    tables.source_topic(table)  # NotFound for a table that is not one of ours
+    key = _field(request.query, "key", 200, False)
+    row, history = None, []
+    if key:
+        key = tables.check_key(key)
+        token = request.cookies.get(session.SESSION_COOKIE, "")
+        row = await tables.row(request.app[HTTP], config.notifications_url, token, table, key)
+        history = [_shown_record(r) for r in await tables.history(config.ops.kafka, table, key)]
+    return {"table": table, "key": key, "row": row, "history": history}

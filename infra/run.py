@@ -305,13 +305,15 @@ class Child:
 
 
 def links(service: Service, base: int) -> dict[str, str]:
-    """Where the console finds the security service (sign-in) and the worker (its figures)."""
+    """Where the console finds the security service (sign-in), the worker (its figures) and the
+    notifications API (the tables)."""
     if service.name != "console":
         return {}
     port = {s.name: base + s.offset for s in SERVICES}
     return {
         "SECURITY_URL": f"http://127.0.0.1:{port['security']}",
         "WORKER_URLS": f"http://127.0.0.1:{port['notifications-worker']}",
+        "NOTIFICATIONS_URL": f"http://127.0.0.1:{port['notifications']}",
     }
 
 

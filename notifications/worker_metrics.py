@@ -9,8 +9,10 @@ is 0, and /health says `degraded` with the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -56,6 +58,20 @@ async def stream_lag(materializer: Materializer, timeout: float | None = None) -
         return Lag(error=f"Kafka cannot be asked the end offsets: {type(exc).__name__}: {exc}")
 
 
+def state_size(materializer: Materializer) -> int | None:
+    """Bytes of the materializer's state folder on disk (None: kept in memory)."""
+    settings = getattr(materializer, "settings", None)
+    folder = None if settings is None else settings.state_dir
+    if folder is None or not Path(folder).is_dir():
+        return None
+    total = 0
+    for path in Path(folder).rglob("*"):
+        with contextlib.suppress(OSError):  # RocksDB removes files while it compacts
+            if path.is_file():
+                total += path.stat().st_size
+    return total
+
+
 class WorkerCollector(Collector):
     """Materializer and email figures, read at scrape time."""
 
@@ -63,9 +79,11 @@ class WorkerCollector(Collector):
         self.materializer = materializer
         self.notifier = notifier
         self.lag = Lag(error="not asked yet")  # refreshed by `refresh()` before each scrape
+        self.state_bytes: int | None = None
 
     async def refresh(self) -> None:
         self.lag = await stream_lag(self.materializer)
+        self.state_bytes = await asyncio.to_thread(state_size, self.materializer)
 
     def collect(self) -> Iterator[Any]:
         m = self.materializer
@@ -90,6 +108,9 @@ class WorkerCollector(Collector):
         for (topic, partition), n in sorted(self.lag.partitions.items()):
             lag.add_metric([topic, str(partition)], float(n))
         yield lag
+        if self.state_bytes is not None:
+            size = float(self.state_bytes)
+            yield GaugeMetricFamily("materializer_state_bytes", "RocksDB state on disk, bytes", value=size)
         known = GaugeMetricFamily("consumer_lag_known", "1 when Kafka answered the end offsets, else 0")
         known.add_metric([], 1.0 if self.lag.known else 0.0)
         yield known

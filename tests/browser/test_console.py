@@ -204,6 +204,17 @@ async def test_an_order_shows_on_the_flow_and_notifications_pages(
     await notes.click("tr[data-notification] a")
     await notes.wait_text("#subject", lambda t: "flow1" in t or "Welcome" in t)
     await notes.screenshot()
+    # the same order on the topics page, and the worker with its partitions and state size
+    more = Page(browser, system["console"], "topics")
+    await more.open("/topics/orders?partition=0&offset=0")
+    await more.open("/topics")
+    await more.wait_text("#topics-list", lambda t: "orders" in t and "compact" in t)
+    await more.screenshot()
+    workers = Page(browser, system["console"], "workers")
+    await workers.open("/workers")
+    await workers.wait_text("#processes", lambda t: " ok " in f" {t} " and "B" in t)
+    await workers.wait_text("#members", lambda t: "invoices/" in t, reload=True)
+    await workers.screenshot()
 
 
 async def test_a_dead_letter_is_seen_replayed_and_its_invoice_emailed(

@@ -175,3 +175,94 @@ async def test_the_flow_page_streams_its_figures(console: TestClient[Any, Any]) 
         while not line.startswith(b"data:"):
             line = await resp.content.readline()
         assert b'"ready"' in line
+
+
+async def test_topics_are_listed_and_a_partition_browsed_from_an_offset_or_a_time(
+    console: TestClient[Any, Any], kafka: Any
+) -> None:
+    from kafka_integration import new_producer
+
+    assert (await sign_in(console, *ADMIN)).status == 303
+    producer = new_producer(kafka)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            kafka.topic("organizations"),
+            b'{"name": "<script>alert(1)</script>\\u001b[2J", "id": 7}',
+            key=b"7\x00\x1b",
+            partition=0,
+            headers=[("event_type", b"organization_created\n<b>")],
+        )
+    finally:
+        await producer.stop()
+    listed = await console.get("/topics")
+    text = await listed.text()
+    assert listed.status == 200 and "organizations" in text and "compact" in text
+    page = await console.get("/topics/organizations?partition=0&offset=0")
+    body = await page.text()
+    assert page.status == 200 and "&lt;script&gt;" in body and "<script>alert" not in body
+    assert "\x1b" not in body and "\x00" not in body
+    assert "organization_created" in body
+    late = await console.get("/topics/organizations?partition=0&at=2999-01-01T00:00:00Z")
+    assert late.status == 200 and "No record from there." in await late.text()
+    early = await console.get("/topics/organizations?partition=0&at=2000-01-01T00:00:00%2B02:00")
+    assert early.status == 200 and "&lt;script&gt;" in await early.text()
+    for query, field, status in (
+        ("partition=-1", "partition", 422),
+        ("partition=abc", "partition", 422),
+        ("partition=99999999999999999999", "partition", 422),
+        ("offset=1e5", "offset", 422),
+        ("offset=%00", "offset", 422),
+        ("at=yesterday", "at", 422),
+        ("at=" + "9" * 100, "at", 422),
+        ("partition=99", "partition", 404),
+    ):
+        resp = await console.get(f"/topics/organizations?{query}")
+        assert resp.status == status and (status == 404 or field in await resp.text()), query
+    for name, status in (("nosuch", 404), ("a%00b", 422), ("..%2F..%2Fetc", 422), ("x" * 300, 422)):
+        assert (await console.get(f"/topics/{name}")).status == status, name
+
+
+async def test_tables_show_row_counts_a_row_by_key_and_its_history(
+    test_env: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any], tokens: Tokens
+) -> None:
+    from customers.app import create_app as customers_app
+    from customers.config import Config as CustomersConfig
+    from notifications.app import create_app as notifications_app
+    from notifications.config import Config as NotificationsConfig
+    from tests.support import wait_until
+
+    customers = await serve(customers_app(CustomersConfig.from_env(test_env)), tokens.admin())
+    made = await customers.post("/organizations", json={"organization": {"name": "TableCo"}})
+    org = await made.json()
+    renamed = await customers.put(f"/organizations/{org['id']}", json={"organization": {"name": "TableCo 2"}})
+    assert renamed.status == 200
+    api = await serve(notifications_app(NotificationsConfig.from_env(test_env)))
+    env = {
+        **test_env,
+        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
+        "NOTIFICATIONS_URL": str(api.make_url("")).rstrip("/"),
+        "WORKER_URLS": "http://127.0.0.1:9",
+    }
+    console = await serve(create_app(Config.from_env(env)))
+    assert (await sign_in(console, *ADMIN)).status == 303
+
+    async def has_row() -> bool:
+        resp = await console.get(f"/tables/organizations_table?key={org['id']}")
+        return resp.status == 200 and "TableCo 2" in await resp.text()
+
+    await wait_until(has_row, timeout=60, interval=0.5)
+    page = await (await console.get(f"/tables/organizations_table?key={org['id']}")).text()
+    assert page.count("TableCo") >= 3  # the row, and both versions in its history
+    listed = await console.get("/tables")
+    assert listed.status == 200 and "organizations_table" in await listed.text()
+    for path, status in (
+        ("/tables/nosuch", 404),
+        ("/tables/organizations_table?key=999999", 404),
+        ("/tables/organizations_table?key=%00", 422),
+        ("/tables/organizations_table?key=" + "k" * 500, 422),
+        ("/tables/%1b", 422),
+    ):
+        assert (await console.get(path)).status == status, path
+    workers = await console.get("/workers")
+    assert workers.status == 200 and "not answering" in await workers.text()
