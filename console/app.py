@@ -20,16 +20,17 @@ from aiohttp import web
 from console import session
 from console.config import Config
 from console.db import console_pool
-from console.errors import ConsoleError, InvalidInput, NotAllowed, NotFound
+from console.errors import ConsoleError, InvalidInput, NotAllowed, NotFound, Unavailable
 from console.flow import Flow
 from console.keys import CONFIG, FLOW, HTTP, NOTIFICATIONS_POOL, POOL, SECRET
 from console.views import render_page, routes
+from servicekit.auth import revocations_context
 from servicekit.db import open_pool
 from servicekit.http import Handler
 
 STATIC = Path(__file__).with_name("static")
 PUBLIC = ("/login", "/health", "/static/")
-STATUS = {InvalidInput: 422, NotFound: 404, NotAllowed: 409}
+STATUS = {InvalidInput: 422, NotFound: 404, NotAllowed: 409, Unavailable: 503}
 
 
 def create_app(config: Config) -> web.Application:
@@ -43,6 +44,7 @@ def create_app(config: Config) -> web.Application:
         loader=jinja2.PackageLoader("console", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    app.cleanup_ctx.append(revocations_context(config.kafka))  # a token signed out is refused here too
     app.cleanup_ctx.append(_resources)
     app.router.add_routes(routes)
     app.router.add_static("/static/", STATIC)

@@ -28,3 +28,7 @@ class NotFound(ConsoleError):
 
 class NotAllowed(ConsoleError):
     """The action does not apply to the item as it is now."""
+
+
+class Unavailable(ConsoleError):
+    """The console cannot answer yet (it has not read the token revocations)."""

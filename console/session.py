@@ -3,7 +3,8 @@
 - Sign in: the security service's `POST /login` with the operator's email and password; the
   token it answers is verified here (signature, audience, expiry) and must be an administrator's.
   It is kept in an HttpOnly, SameSite=Strict cookie (Secure with CONSOLE_COOKIE_SECURE), never
-  shown to the page's scripts. Signing out revokes it at the security service.
+  shown to the page's scripts. Signing out revokes it at the security service; the console reads
+  the revocations topic as every service does, so a revoked token is refused here too.
 - CSRF: every response sets (once) a random `console_csrf` cookie; every form carries
   `HMAC(app secret, that cookie)`; every POST without the matching field is refused (403) before
   anything is done, sign-in included.
@@ -20,8 +21,9 @@ import aiohttp
 from aiohttp import web
 
 from console.config import Config
+from console.errors import Unavailable
 from console.keys import CONFIG, HTTP, SECRET
-from servicekit.auth import Principal, verify
+from servicekit.auth import REVOCATIONS, Principal, verify
 
 SESSION_COOKIE = "console_session"
 CSRF_COOKIE = "console_csrf"
@@ -79,9 +81,12 @@ def signed_in(request: web.Request) -> Principal | None:
         return None
     try:
         who = verify(request.app[CONFIG].auth, token)
-    except Exception:
+    except Exception:  # any bad token: simply not signed in
         return None
-    return who if who.admin else None
+    revocations = request.app[REVOCATIONS]
+    if not revocations.ready:  # fail closed until the revocations are read
+        raise Unavailable("the console has not read the token revocations yet; try again shortly")
+    return who if who.admin and not revocations.is_revoked(who) else None
 
 
 async def sign_in(request: web.Request, email: str, password: str) -> str:

@@ -20,6 +20,7 @@ from console.errors import InvalidInput
 from console.flow import SAMPLE_SECONDS, WORKER_FIGURES
 from console.keys import CONFIG, FLOW, HTTP, NOTIFICATIONS_POOL, POOL
 from notifications import templates
+from servicekit.auth import REVOCATIONS
 
 routes = web.RouteTableDef()
 MAX_FIELD = 1000
@@ -70,7 +71,10 @@ def _actor(request: web.Request) -> str:
 
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """503 until the token revocations are read (no session is checked before)."""
+    if not request.app[REVOCATIONS].ready:
+        return web.json_response({"status": "starting", "revocations": "not read yet"}, status=503)
+    return web.json_response({"status": "ok", "revocations": "read"})
 
 
 @routes.get("/login")

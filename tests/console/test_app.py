@@ -16,7 +16,7 @@ from console.app import create_app
 from console.config import Config
 from security.app import create_app as security_app
 from security.config import Config as SecurityConfig
-from tests.support import Tokens
+from tests.support import Tokens, wait_until
 
 ADMIN = ("root@example.com", "root-password-0")
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
@@ -71,11 +71,19 @@ async def test_pages_need_an_administrator_and_the_cookie_is_httponly_and_samesi
     assert page.status == 200 and "Flow: from a write to an email" in await page.text()
     for path in ("/deadletters", "/notifications", "/workers"):
         assert (await console.get(path)).status == 200, path
-    # signing out revokes the token at the security service and forgets the cookie
+    # signing out revokes the token at the security service and forgets the cookie; the token,
+    # presented again (a stolen cookie), is refused once the revocation reaches the console
+    session_token = next(c.value for c in console.session.cookie_jar if c.key == "console_session")
     token = await csrf_of(console, "/")
     out = await console.post("/logout", data={"csrf": token}, allow_redirects=False)
     assert out.status == 303
     assert (await console.get("/", allow_redirects=False)).status == 303
+    console.session.cookie_jar.update_cookies({"console_session": session_token})
+
+    async def refused() -> bool:
+        return (await console.get("/", allow_redirects=False)).status == 303
+
+    await wait_until(refused, timeout=30)
 
 
 async def test_a_user_without_administrator_rights_is_refused(
@@ -230,7 +238,6 @@ async def test_tables_show_row_counts_a_row_by_key_and_its_history(
     from customers.config import Config as CustomersConfig
     from notifications.app import create_app as notifications_app
     from notifications.config import Config as NotificationsConfig
-    from tests.support import wait_until
 
     customers = await serve(customers_app(CustomersConfig.from_env(test_env)), tokens.admin())
     made = await customers.post("/organizations", json={"organization": {"name": "TableCo"}})
