@@ -9,6 +9,7 @@ COPY customers customers
 COPY orders orders
 COPY security security
 COPY notifications notifications
+COPY console console
 COPY infra/smtp_sink.py infra/smtp_sink.py
 RUN pip install --no-cache-dir .
 # Run as a user without privileges. The mount points exist here, owned by that user, so the

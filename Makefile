@@ -41,7 +41,8 @@ test-secured: install
 test-faults: install
 	$(PY) -m pytest --faults tests/faults $(PYTEST_ARGS)
 
-## Each service's /docs page in headless Chromium (Debian: apt-get install chromium). Not in `make test`.
+## Each service's /docs page in headless Chromium, and the console driven by Selenium (Debian: apt-get install
+## chromium chromium-driver; screenshots in .run/screenshots/). Not in `make test`.
 test-browser: install
 	$(PY) -m pytest --browser tests/browser $(PYTEST_ARGS)
 

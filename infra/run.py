@@ -4,7 +4,8 @@ Each step says what it does and the time elapsed since the start:
   1. Kafka, PostgreSQL and the SMTP sink, unless BOOTSTRAP_SERVERS / DATABASE_URL / SMTP_HOST say
      otherwise (infra/up.sh: the first time it downloads Kafka's jars, and PostgreSQL as root);
   2. the token signing keys (.run/jwt) and the first administrator's credentials (.run/admin);
-  3. the four services and the notifications worker, a line for each as it answers /health;
+  3. the four services, the notifications worker and the console, a line for each as it answers
+     /health;
   4. a login as that administrator (the token goes to .run/token);
   5. the seed's curl sequence, up to the invoice email;
 then a summary (addresses, logs, token), and the run goes on until Ctrl-C.
@@ -20,7 +21,7 @@ that the database holds another administrator and how to reset.
 
     make run                                  # demo, then keep running until Ctrl-C
     .venv/bin/python infra/run.py --no-demo
-    PORT_BASE=4001 make run                   # the services on 4001-4005 instead of 3001-3005
+    PORT_BASE=4001 make run                   # the processes on 4001-4006 instead of 3001-3006
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN = Path(os.environ.get("RUN_DIR") or ROOT / ".run").resolve()  # as infra/lib.sh
 PY = sys.executable
 STEPS = 5
-HEALTH_SECONDS = 120  # five processes starting at once on a small, busy machine
+HEALTH_SECONDS = 120  # six processes starting at once on a small, busy machine
 LOG_LINES = 20  # how much of a dead process's log is shown
 
 
@@ -72,6 +73,9 @@ SERVICES = [
     Service("security", ("-m", "security"), "PORT", 3, "users, login, grants"),
     Service(
         "notifications-worker", ("-m", "notifications", "worker"), "WORKER_PORT", 4, "/health, /metrics only"
+    ),
+    Service(
+        "console", ("-m", "console"), "CONSOLE_PORT", 5, "operations console (sign in as the administrator)"
     ),
 ]
 
@@ -300,6 +304,19 @@ class Child:
         return f"exited with status {code}"
 
 
+def links(service: Service, base: int) -> dict[str, str]:
+    """Where the console finds the security service (sign-in), the worker (its figures) and the
+    notifications API (the tables)."""
+    if service.name != "console":
+        return {}
+    port = {s.name: base + s.offset for s in SERVICES}
+    return {
+        "SECURITY_URL": f"http://127.0.0.1:{port['security']}",
+        "WORKER_URLS": f"http://127.0.0.1:{port['notifications-worker']}",
+        "NOTIFICATIONS_URL": f"http://127.0.0.1:{port['notifications']}",
+    }
+
+
 async def start_children(env: Mapping[str, str], base: int) -> list[Child]:
     logs = RUN / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -315,7 +332,7 @@ async def start_children(env: Mapping[str, str], base: int) -> list[Child]:
                 PY,
                 *service.args,
                 cwd=ROOT,
-                env={**env, service.port_variable: str(port)},
+                env={**env, **links(service, base), service.port_variable: str(port)},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
@@ -488,7 +505,8 @@ async def demo(session: aiohttp.ClientSession, env: Mapping[str, str], base: int
 def summary(children: list[Child], infra: Mapping[str, str], admin: Admin) -> None:
     say(f"ready after {elapsed()}:")
     for child in children:
-        extra = "" if child.service.name.endswith("worker") else ", API document /openapi.json"
+        api = child.service.name not in ("notifications-worker", "console")
+        extra = ", API document /openapi.json" if api else ""
         print(f"    {child.service.name:<21} http://127.0.0.1:{child.port:<6} {child.service.what}{extra}")
     print(f"    logs                  {shown(RUN / 'logs')}/<process>.log")
     local = [piece for piece, flag in PIECES.items() if infra.get(flag) == "1"]
@@ -561,7 +579,10 @@ async def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with aiohttp.ClientSession() as session:
-            step(3, f"the four services and the worker, on ports {base}-{base + len(SERVICES) - 1}")
+            step(
+                3,
+                f"the four services, the worker and the console, on ports {base}-{base + len(SERVICES) - 1}",
+            )
             children = await start_children(env, base)
             await watched(all_healthy(session, children), children, stop)
             step(4, f"log in as {admin.email}")
@@ -576,7 +597,7 @@ async def run(args: argparse.Namespace) -> int:
             summary(children, infra, admin)
             if args.exit_after_demo:
                 return 0
-            say("running, and watching the five processes; Ctrl-C stops everything this run started")
+            say("running, and watching the six processes; Ctrl-C stops everything this run started")
             await watched(asyncio.get_running_loop().create_future(), children, stop)
     except ChildExited as exc:
         report_exit(exc.child)
@@ -598,7 +619,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         prog="infra/run.py",
         description="The whole system on this machine (what `make run` runs), then the seed's demo.",
-        epilog="PORT_BASE (3001) moves the five ports; BOOTSTRAP_SERVERS, DATABASE_URL and SMTP_HOST"
+        epilog="PORT_BASE (3001) moves the six ports; BOOTSTRAP_SERVERS, DATABASE_URL and SMTP_HOST"
         " use your own Kafka, PostgreSQL and SMTP server; ADMIN_EMAIL/ADMIN_PASSWORD the first"
         " administrator; RUN_DIR the state folder (.run).",
     )

@@ -244,12 +244,21 @@ class Materializer:
 
     async def lag(self) -> dict[str, int]:
         """Records not yet consumed, per logical topic (tables and this worker's stream partitions)."""
-        self._require()
         out: dict[str, int] = {}
+        for (topic, _), n in (await self.partition_lag()).items():
+            out[topic] = out.get(topic, 0) + n
+        return out
+
+    async def partition_lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet consumed, per (logical topic, partition): every partition of the
+        tables, this worker's partitions of the streams. Raises what the client raises when
+        Kafka cannot be asked."""
+        self._require()
+        out: dict[tuple[str, int], int] = {}
         for reader in (self._tables, self._streams):
             if reader is not None:
-                for topic, n in (await reader.lag()).items():
-                    out[topic] = out.get(topic, 0) + n
+                for where, n in (await reader.lag()).items():
+                    out[where] = out.get(where, 0) + n
         return out
 
     def parked(self) -> int:

@@ -8,7 +8,8 @@ record and per Message-ID, and hands it to a few concurrent senders (SMTP_CONCUR
 table is the senders' queue: what a crash leaves unsent is found again at start, and an SMTP
 server that cannot be reached is retried with backoff while the stream goes on.
 
-The worker also serves /health and /metrics (Prometheus) on WORKER_PORT (default 3005).
+The worker also serves /health and /metrics (Prometheus) on WORKER_PORT (default 3005); /health
+says `degraded` (503) when Kafka cannot be asked the lag.
 
 This module is the wiring: the handlers are in emails.py, the senders in senders.py, the
 figures in worker_metrics.py.
@@ -66,7 +67,10 @@ def worker_app(materializer: Materializer, notifier: Notifier) -> web.Applicatio
     registry.register(collector)
 
     async def health(request: web.Request) -> web.Response:
-        return json_response({"status": "ok", "consumer_lag": await stream_lag(materializer)})
+        lag = await stream_lag(materializer)
+        if not lag.known:  # the lag is unknown, not 0: say so (503, so a probe notices)
+            return json_response({"status": "degraded", **lag.as_dict()}, status=503)
+        return json_response({"status": "ok", **lag.as_dict()})
 
     async def metrics(request: web.Request) -> web.Response:
         await collector.refresh()

@@ -22,8 +22,18 @@ MODULES = {  # python -m ... -> what its usage line must show
     ("notifications", "worker"): "usage: python -m notifications worker",
     ("kafka_integration",): "usage: python -m kafka_integration",
     ("kafka_integration", "tail"): "usage: python -m kafka_integration tail",
+    ("console",): "usage: python -m console",
+    ("console", "deadletters"): "usage: python -m console deadletters",
 }
-SCRIPTS = ["customers", "orders", "security", "notifications", "notifications-worker", "kafka-integration"]
+SCRIPTS = [
+    "customers",
+    "orders",
+    "security",
+    "notifications",
+    "notifications-worker",
+    "kafka-integration",
+    "console",
+]
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:

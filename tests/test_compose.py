@@ -46,6 +46,11 @@ APPS = {  # compose service -> (python -m module, port it serves, variables it m
             "WORKER_PORT",
         },
     ),
+    "console": (
+        "console",
+        3006,
+        {"BOOTSTRAP_SERVERS", "DATABASE_URL", "JWT_PUBLIC_KEY_FILE", "SECURITY_URL", "WORKER_URLS"},
+    ),
     "security": (
         "security",
         3004,
@@ -88,7 +93,7 @@ class Recording(Mapping[str, str]):
         return len(self.values)
 
 
-def test_compose_has_the_infrastructure_and_the_five_processes() -> None:
+def test_compose_has_the_infrastructure_and_the_six_processes() -> None:
     assert set(SERVICES) == {"redpanda", "postgres", "smtp", "keys", *APPS}
     assert "redpanda" in SERVICES["redpanda"]["image"]
     assert SERVICES["postgres"]["environment"]["POSTGRES_DB"] == "app"
@@ -111,7 +116,7 @@ def test_each_process_runs_its_module_on_its_port_with_what_the_code_reads(name:
     env = {k: str(v) for k, v in service["environment"].items()}
     missing = required - set(env)
     assert not missing, f"{name} lacks {sorted(missing)}"
-    assert int(env.get("PORT", env.get("WORKER_PORT", 0))) == port
+    assert int(env.get("PORT", env.get("WORKER_PORT", env.get("CONSOLE_PORT", 0)))) == port
     # the key files live in a volume; point them at real files for the code to read
     keys = write_signing_keys(tmp_path)
     given = {k: keys.get(k, v) for k, v in env.items()}

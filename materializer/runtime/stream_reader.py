@@ -185,11 +185,10 @@ class StreamReader:
             while (worker.committed or 0) < end[tp] and not worker.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
 
-    async def lag(self) -> dict[str, int]:
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet committed, per (logical topic, partition) this worker owns."""
         if self.consumer is None or not self.workers:
             return {}
-        end = await self.consumer.end_offsets(list(self.workers))
-        out: dict[str, int] = {}
-        for tp, worker in self.workers.items():
-            out[worker.logical] = out.get(worker.logical, 0) + max(0, end[tp] - (worker.committed or 0))
-        return out
+        workers = dict(self.workers)
+        end = await self.consumer.end_offsets(list(workers))
+        return {(w.logical, tp.partition): max(0, end[tp] - (w.committed or 0)) for tp, w in workers.items()}

@@ -211,11 +211,9 @@ class TableReader:
                 await self.changed(1.0)
         self.synced_at = max(self.synced_at, started)
 
-    async def lag(self) -> dict[str, int]:
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet read, per (logical topic, partition)."""
         if self.consumer is None or not self.tps:
             return {}
         end = await self.consumer.end_offsets(self.tps)
-        out: dict[str, int] = {}
-        for tp in self.tps:
-            out[self.logical[tp]] = out.get(self.logical[tp], 0) + max(0, end[tp] - self.pos[tp])
-        return out
+        return {(self.logical[tp], tp.partition): max(0, end[tp] - self.pos[tp]) for tp in self.tps}

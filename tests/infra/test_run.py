@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import ROOT, unique
 
-RUN_SECONDS = 300  # five processes starting on a small, busy machine
+RUN_SECONDS = 300  # six processes starting on a small, busy machine
 
 
 def _free(port: int) -> bool:
@@ -31,11 +31,11 @@ def _free(port: int) -> bool:
 
 
 def free_port_base() -> int:
-    """Five free ports in a row, where this suite may use them (64000-64999)."""
+    """Six free ports in a row, where this suite may use them (64000-64999)."""
     for base in range(64100 + os.getpid() % 50 * 10, 64990, 10):
-        if all(_free(base + i) for i in range(5)):
+        if all(_free(base + i) for i in range(6)):
             return base
-    raise RuntimeError("no five free ports in a row in 64100-64999")
+    raise RuntimeError("no six free ports in a row in 64100-64999")
 
 
 @pytest.fixture
@@ -119,11 +119,18 @@ async def test_a_process_that_dies_is_reported_with_its_log_and_the_run_ends_wit
     run_env: dict[str, str], start_run: object
 ) -> None:
     run = await start_run(run_env, "--no-demo")  # type: ignore[operator]
-    await run.until("running, and watching the five processes")
+    await run.until("running, and watching the six processes")
     pids = {
         name: int(pid) for name, pid in re.findall(r"  ([\w-]+): started, pid (\d+),", "\n".join(run.lines))
     }
-    assert set(pids) == {"customers", "orders", "notifications", "security", "notifications-worker"}
+    assert set(pids) == {
+        "customers",
+        "orders",
+        "notifications",
+        "security",
+        "notifications-worker",
+        "console",
+    }
     os.kill(pids["notifications-worker"], signal.SIGKILL)
     status, output = await run.finish()
     assert status == 1

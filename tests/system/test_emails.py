@@ -237,7 +237,12 @@ async def test_the_worker_exports_its_metrics(
     assert values["emails_sent_total"] >= 1
     assert values["materializer_records_in_total"] >= 1
     assert "materializer_dead_letters_total" in values and "emails_failed_total" in values
-    assert values["consumer_lag"] >= 0
+    assert values["consumer_lag_known"] == 1
+    lags = {key: value for key, value in values.items() if key.startswith("consumer_lag{")}
+    assert lags and all(value >= 0 for value in lags.values())
+    assert all('topic="' in key and 'partition="' in key for key in lags)
+    health = await (await client.get("/health")).json()
+    assert health["status"] == "ok" and health["consumer_lag"] >= 0
 
 
 async def test_another_organizations_member_cannot_redirect_a_customers_invoices(

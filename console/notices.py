@@ -1,0 +1,128 @@
+"""Notifications as an operator sees them: filtered by status, organization and template, one
+with its message as the recipient sees it, and the retry of a `failed` one (back to `created`,
+its failures forgotten: the worker's sweep sends it within seconds). The retry is recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from console.config import OperationsSettings
+from console.errors import InvalidInput, NotAllowed, NotFound
+
+STATUSES = ("created", "sending", "sent", "failed")
+MAX_ID = 2**63 - 1
+
+
+def check_id(raw: Any, field: str = "id") -> int:
+    """A positive bigint id from text or int; InvalidInput naming `field` otherwise."""
+    text = str(raw)
+    if len(text) > 19 or not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_ID:
+        raise InvalidInput(field, "must be a positive integer id")
+    return int(text)
+
+
+def check_filters(status: str | None, organization: str | None, template: str | None) -> dict[str, Any]:
+    """The list's filters, checked; None or '' means any."""
+    if status and status not in STATUSES:
+        raise InvalidInput("status", f"one of {', '.join(STATUSES)}")
+    if template and (len(template) > 100 or not template.isprintable()):
+        raise InvalidInput("template", "at most 100 printable characters")
+    return {
+        "status": status or None,
+        "organization": check_id(organization, "organization") if organization else None,
+        "template": template or None,
+    }
+
+
+def _table(ops: OperationsSettings) -> str:
+    return f'"{ops.schemas["notifications"]}".email_notifications'
+
+
+async def listing(
+    pool: asyncpg.Pool,
+    ops: OperationsSettings,
+    *,
+    status: str | None = None,
+    organization: int | None = None,
+    template: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """The latest notifications matching the filters, newest first."""
+    table = _table(ops)
+    try:
+        rows = await _fetch_listing(pool, table, status, organization, template, limit)
+    except asyncpg.UndefinedTableError:  # the notifications service has not started yet
+        return []
+    return [dict(r) for r in rows]
+
+
+async def _fetch_listing(
+    pool: asyncpg.Pool,
+    table: str,
+    status: str | None,
+    organization: int | None,
+    template: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await pool.fetch(
+        f"""SELECT id, template, recipient, organization_id, status, error, attempts, failures,
+                   source_topic, source_partition, source_offset, message_id, created_at, sent_at
+            FROM {table}
+            WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR organization_id = $2)
+              AND ($3::text IS NULL OR template = $3)
+            ORDER BY id DESC LIMIT $4""",
+        status,
+        organization,
+        template,
+        limit,
+    )
+    return rows
+
+
+async def counts(pool: asyncpg.Pool, ops: OperationsSettings) -> dict[str, int]:
+    """How many notifications are in each status."""
+    table = _table(ops)
+    try:
+        rows = await pool.fetch(f"SELECT status, count(*) AS n FROM {table} GROUP BY status")
+    except asyncpg.UndefinedTableError:
+        return dict.fromkeys(STATUSES, 0)
+    return {**dict.fromkeys(STATUSES, 0), **{r["status"]: r["n"] for r in rows}}
+
+
+async def one(pool: asyncpg.Pool, ops: OperationsSettings, ident: int) -> dict[str, Any]:
+    table = _table(ops)
+    try:
+        row = await pool.fetchrow(f"SELECT * FROM {table} WHERE id = $1", ident)
+    except asyncpg.UndefinedTableError:
+        row = None
+    if row is None:
+        raise NotFound(f"no notification {ident}")
+    return dict(row)
+
+
+async def retry(pool: asyncpg.Pool, ops: OperationsSettings, ident: int, actor: str) -> None:
+    """A `failed` notification back to `created` (sent again by the worker); recorded.
+    NotFound or NotAllowed (not failed) otherwise; nothing changes then."""
+    table = _table(ops)
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            status = await conn.fetchval(f"SELECT status FROM {table} WHERE id = $1 FOR UPDATE", ident)
+        except asyncpg.UndefinedTableError:
+            status = None
+        if status is None:
+            raise NotFound(f"no notification {ident}")
+        if status != "failed":
+            raise NotAllowed(f"notification {ident} is {status}, not failed: only a failed one is retried")
+        await conn.execute(
+            f"""UPDATE {table} SET status = 'created', failures = 0, error = NULL, lease_until = NULL
+                WHERE id = $1""",
+            ident,
+        )
+        await conn.execute(
+            """INSERT INTO console_actions (action, actor, source, target)
+               VALUES ('retry', $1, $2, 'created')""",
+            actor,
+            f"notification:{ident}",
+        )
