@@ -43,10 +43,11 @@ def run_engine(
     kafka: KafkaSettings,
     topic: str,
     expect: dict[int, tuple[Any, ...]],
-    workdir: Path,
+    logs: Path,
     id_field: str = "id",
 ) -> dict[str, Any]:
-    out_path, log_path = workdir / f"{name}.out", workdir / f"{name}.log"
+    """Run `cmd` (its stdout and stderr kept in `logs`) and judge it by `topic`."""
+    out_path, log_path = logs / f"{name}.out", logs / f"{name}.log"
     with out_path.open("wb") as out, log_path.open("wb") as log:
         start = time.time()
         # Popen's own wait would reap the process first and lose its rusage: _stop reaps it
@@ -71,7 +72,7 @@ def run_engine(
     if lines and lines[-1].startswith("{"):
         result["engine"] = json.loads(lines[-1])  # the materializer's own figures
     if not verdict.ok:
-        result["log_tail"] = log_path.read_text(errors="replace")[-2000:]
+        result["log"] = str(log_path)
     return result
 
 

@@ -311,7 +311,12 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def engine(
-    name: str, prefix: str, args: argparse.Namespace, workdir: Path, expect: dict[int, tuple[Any, ...]]
+    name: str,
+    prefix: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    expect: dict[int, tuple[Any, ...]],
+    logs: Path,
 ) -> dict[str, Any]:
     """The materializer's join phase or a peer, in its own process, checked by its output topic."""
     kafka = kafka_settings(prefix)
@@ -329,7 +334,7 @@ def engine(
             "--workdir",
             str(workdir / f"{name}-state"),
         ]
-    return run_engine(name, cmd, kafka, OUTPUT_TOPICS[name], expect, workdir, ID_FIELDS.get(name, "id"))
+    return run_engine(name, cmd, kafka, OUTPUT_TOPICS[name], expect, logs, ID_FIELDS.get(name, "id"))
 
 
 def main() -> None:
@@ -354,9 +359,11 @@ def main() -> None:
         results["raw"] = phase("raw", prefix, args, workdir)
         print("raw", results["raw"], flush=True)
         expect = asyncio.run(expectation(kafka_settings(prefix)))
+        logs = Path(tempfile.mkdtemp(prefix=f"{prefix}logs-"))  # kept: each engine's output and log
+        results["logs"] = str(logs)
         for name in ENGINES:
             if not getattr(args, f"skip_{name}", False):
-                results[name] = engine(name, prefix, args, workdir, expect)
+                results[name] = engine(name, prefix, args, workdir, expect, logs)
                 print(name, results[name], flush=True)
         results["restart"] = phase("restart", prefix, args, workdir)
         print("restart", results["restart"], flush=True)
