@@ -368,7 +368,8 @@ def main() -> None:
         results["restart"] = phase("restart", prefix, args, workdir)
         print("restart", results["restart"], flush=True)
     mat = results["materializer"]
-    results["vs_raw"] = round(mat["engine"]["join_per_second"] / results["raw"]["bytes"]["per_second"], 3)
+    if "engine" in mat:  # the materializer's own figures (absent if it was stopped before its end)
+        results["vs_raw"] = round(mat["engine"]["join_per_second"] / results["raw"]["bytes"]["per_second"], 3)
     for peer in PEERS:  # end to end, both correct: the peer's time over the materializer's
         if peer in results and results[peer]["per_second"] and mat["per_second"]:
             results[f"vs_{peer}"] = round(
