@@ -44,7 +44,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.engine_run import run_engine
-from bench.output_check import expectation
+from bench.output_check import BROKER_TIME, expectation
 from bench.peers import ID_FIELDS, output_topic
 from kafka_integration import KafkaSettings, TopicSpec, ensure_topics
 from materializer import Join, Materializer, MaterializerSettings, Topology
@@ -53,7 +53,6 @@ PARTITIONS = 3
 PEERS = ("quix", "faust", "pathway", "bytewax")  # each bench/peers/<name>_join.py
 ENGINES = ("materializer", *PEERS)
 OUTPUT_TOPICS = {"materializer": "orders_created", **{peer: output_topic(peer) for peer in PEERS}}
-BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}  # the output's time is the broker's
 
 
 def seed_topology(*, orders_table: bool = False, join: bool = True) -> Topology:

@@ -24,6 +24,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kafka_integration import KafkaSettings, TopicMetadata
 
+BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}  # the config of every output topic
+
 FIELDS = (
     "po",
     "organization_id",

@@ -9,10 +9,8 @@ import time
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.output_check import check, expectation, wait_settled
+from bench.output_check import BROKER_TIME, check, expectation, wait_settled
 from kafka_integration import KafkaSettings, TopicSpec, ensure_topics
-
-BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}
 
 
 async def fill(kafka: KafkaSettings, outputs: list[bytes]) -> None:
