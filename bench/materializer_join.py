@@ -1,24 +1,27 @@
 """The seed's `orders_created` join through the materializer, beside raw aiokafka consumption of
-the same orders topic and Quix Streams doing the same join on the same data, in one run.
+the same orders topic and the peers a Python team would pick doing the same join on the same
+data, in one run.
 
     .venv/bin/python -m bench.materializer_join --rows 100000 --orders 1000000
 
-Phases (each engine runs in its own subprocess, so its peak RSS is its own):
+Phases (each engine runs in its own subprocess, one after the other, so each peak RSS is its own):
 1. fill: `organizations` and `customers` (`--rows` each) and `orders` (`--orders`, random
-   organization and customer ids), 3 partitions each, under a fresh topic prefix;
+   organization and customer ids), 3 partitions each, under a fresh topic prefix; one output
+   topic per engine, stamped with the broker's time (LogAppendTime);
 2. raw: aiokafka reads the orders topic to its end (bytes only, and with orjson decoding);
 3. materializer: start on an empty state folder (table rebuild rate from the topics), then the
    join of every order into `orders_created` (transactional, exactly once);
-4. quix: Quix Streams has no global-table join; the equivalent is what its docs prescribe for
-   enrichment: re-key the orders by customer_id (`group_by`, a repartition topic), `join_asof`
-   with the customers table topic, re-key by organization_id, `join_asof` with organizations, and
-   produce to `quix_orders_created` (at-least-once, its default; changelog topics off, as the
-   materializer uses the source topics themselves to rebuild);
+4. the peers, each in bench/peers/<name>_join.py (`--skip-<name>` leaves one out): Quix Streams,
+   Faust, Pathway, Bytewax, each writing to `<name>_orders_created`;
 5. restart: a materializer whose topology also keeps the orders as a table (1M+ rows of state) is
    built from the topics (rebuild rate), stopped, and started again (restart time).
 
-Needs the running infrastructure (`bash infra/up.sh`) and `pip install quixstreams` (the `bench`
-extra). `--skip-quix` runs without it.
+Every engine of 3-4 is judged the same way (bench/engine_run.py, bench/output_check.py): from its
+process's start to the broker time of its last output record, its peak RSS, and its output
+checked: each order exactly once with its organization's and customer's names; an engine that
+emits less, more or wrong values gets no rate.
+
+Needs the running infrastructure (`bash infra/up.sh`) and the `bench` extra for the peers.
 """
 
 from __future__ import annotations
@@ -40,10 +43,16 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.engine_run import run_engine
+from bench.output_check import BROKER_TIME, expectation
+from bench.peers import ID_FIELDS, output_topic
 from kafka_integration import KafkaSettings, TopicSpec, ensure_topics
 from materializer import Join, Materializer, MaterializerSettings, Topology
 
 PARTITIONS = 3
+PEERS = ("quix", "faust", "pathway", "bytewax")  # each bench/peers/<name>_join.py
+ENGINES = ("materializer", *PEERS)
+OUTPUT_TOPICS = {"materializer": "orders_created", **{peer: output_topic(peer) for peer in PEERS}}
 
 
 def seed_topology(*, orders_table: bool = False, join: bool = True) -> Topology:
@@ -80,7 +89,7 @@ def peak_rss_mb() -> float:
 
 def kafka_settings(prefix: str) -> KafkaSettings:
     env = dict(os.environ)
-    env.setdefault("BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    env.setdefault("BOOTSTRAP_SERVERS", f"127.0.0.1:{env.get('KAFKA_PORT', '19092')}")
     env["KAFKA_TOPIC_PREFIX"] = prefix
     return KafkaSettings.from_env(env, client_id="bench")
 
@@ -92,8 +101,10 @@ async def fill(kafka: KafkaSettings, rows: int, orders: int) -> dict[str, Any]:
             TopicSpec("organizations", partitions=PARTITIONS),
             TopicSpec("customers", partitions=PARTITIONS),
             TopicSpec("orders", partitions=PARTITIONS, compacted=False),
-            TopicSpec("orders_created", partitions=PARTITIONS, compacted=False),
-            TopicSpec("quix_orders_created", partitions=PARTITIONS, compacted=False),
+            *(
+                TopicSpec(OUTPUT_TOPICS[engine], partitions=PARTITIONS, compacted=False, config=BROKER_TIME)
+                for engine in ENGINES
+            ),
             TopicSpec("materializer_dead_letters", partitions=1, compacted=False),
         ],
     )
@@ -258,70 +269,8 @@ async def run_restart(kafka: KafkaSettings, state_dir: Path) -> dict[str, Any]:
     }
 
 
-def run_quix(kafka: KafkaSettings, state_dir: Path, orders: int) -> dict[str, Any]:
-    import logging
-
-    from quixstreams import Application
-
-    app = Application(
-        broker_address=kafka.bootstrap_servers,
-        consumer_group=f"bench-quix-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        state_dir=str(state_dir),
-        use_changelog_topics=False,
-        loglevel=logging.WARNING,
-        # aiokafka partitions by murmur2, as Java does; make librdkafka do the same for repartitions
-        producer_extra_config={"partitioner": "murmur2_random"},
-    )
-    orders_t = app.topic(kafka.topic("orders"), key_deserializer="str")
-    customers_t = app.topic(kafka.topic("customers"), key_deserializer="str")
-    orgs_t = app.topic(kafka.topic("organizations"), key_deserializer="str")
-    out_t = app.topic(kafka.topic("quix_orders_created"), key_serializer="str")
-    customers = app.dataframe(customers_t)
-    orgs = app.dataframe(orgs_t)
-    sdf = app.dataframe(orders_t)
-    sdf = sdf.group_by(
-        lambda v: str(v["customer_id"]), name="by_customer", key_serializer="str", key_deserializer="str"
-    )
-    sdf = sdf.join_asof(
-        customers,
-        how="inner",
-        on_merge=lambda o, c: {
-            **o,
-            "customer_name": c["name"],
-            "customer_last_name": c["last_name"],
-            "email": c["email"],
-        },
-    )
-    sdf = sdf.group_by(
-        lambda v: str(v["organization_id"]), name="by_org", key_serializer="str", key_deserializer="str"
-    )
-    sdf = sdf.join_asof(orgs, how="inner", on_merge=lambda o, g: {**o, "organization_name": g["name"]})
-    done = {"n": 0, "first": 0.0}
-
-    def count(value: Any) -> None:
-        if done["n"] == 0:
-            done["first"] = time.perf_counter()
-        done["n"] += 1
-        if done["n"] >= orders:
-            app.stop()
-
-    sdf = sdf.update(count)
-    sdf.to_topic(out_t)
-    start = time.perf_counter()
-    app.run()
-    elapsed = time.perf_counter() - start
-    return {
-        "outputs": done["n"],
-        "seconds": round(elapsed, 2),
-        "per_second": round(done["n"] / elapsed),
-        "peak_rss_mb": round(peak_rss_mb()),
-    }
-
-
-def phase(name: str, prefix: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """Run one phase in a subprocess; its last stdout line is the JSON result."""
-    cmd = [
+def phase_cmd(name: str, prefix: str, args: argparse.Namespace, workdir: Path) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "bench.materializer_join",
@@ -336,6 +285,11 @@ def phase(name: str, prefix: str, args: argparse.Namespace, workdir: Path) -> di
         "--workdir",
         str(workdir),
     ]
+
+
+def phase(name: str, prefix: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Run one phase in a subprocess; its last stdout line is the JSON result."""
+    cmd = phase_cmd(name, prefix, args, workdir)
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, timeout=3600).stdout
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -352,16 +306,42 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         return asyncio.run(run_materializer(kafka, workdir / "mat-state", args.orders))
     if args.phase == "restart":
         return asyncio.run(run_restart(kafka, workdir / "restart-state"))
-    if args.phase == "quix":
-        return run_quix(kafka, workdir / "quix-state", args.orders)
     raise SystemExit(f"unknown phase {args.phase}")
+
+
+def engine(
+    name: str,
+    prefix: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    expect: dict[int, tuple[Any, ...]],
+    logs: Path,
+) -> dict[str, Any]:
+    """The materializer's join phase or a peer, in its own process, checked by its output topic."""
+    kafka = kafka_settings(prefix)
+    if name == "materializer":
+        cmd = phase_cmd("materializer", prefix, args, workdir)
+    else:
+        cmd = [
+            sys.executable,
+            "-m",
+            f"bench.peers.{name}_join",
+            "--bootstrap",
+            kafka.bootstrap_servers,
+            "--prefix",
+            prefix,
+            "--workdir",
+            str(workdir / f"{name}-state"),
+        ]
+    return run_engine(name, cmd, kafka, OUTPUT_TOPICS[name], expect, logs, ID_FIELDS.get(name, "id"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000, help="rows in each of the two tables")
     parser.add_argument("--orders", type=int, default=1_000_000)
-    parser.add_argument("--skip-quix", action="store_true")
+    for peer in PEERS:
+        parser.add_argument(f"--skip-{peer}", action="store_true")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -377,17 +357,23 @@ def main() -> None:
         print("fill", results["fill"], flush=True)
         results["raw"] = phase("raw", prefix, args, workdir)
         print("raw", results["raw"], flush=True)
-        results["materializer"] = phase("materializer", prefix, args, workdir)
-        print("materializer", results["materializer"], flush=True)
-        if not args.skip_quix:
-            results["quix"] = phase("quix", prefix, args, workdir)
-            print("quix", results["quix"], flush=True)
+        expect = asyncio.run(expectation(kafka_settings(prefix)))
+        logs = Path(tempfile.mkdtemp(prefix=f"{prefix}logs-"))  # kept: each engine's output and log
+        results["logs"] = str(logs)
+        for name in ENGINES:
+            if not getattr(args, f"skip_{name}", False):
+                results[name] = engine(name, prefix, args, workdir, expect, logs)
+                print(name, results[name], flush=True)
         results["restart"] = phase("restart", prefix, args, workdir)
         print("restart", results["restart"], flush=True)
-    mat = results["materializer"]["join_per_second"]
-    results["vs_raw"] = round(mat / results["raw"]["bytes"]["per_second"], 3)
-    if "quix" in results:
-        results["vs_quix"] = round(mat / results["quix"]["per_second"], 2)
+    mat = results["materializer"]
+    if "engine" in mat:  # the materializer's own figures (absent if it was stopped before its end)
+        results["vs_raw"] = round(mat["engine"]["join_per_second"] / results["raw"]["bytes"]["per_second"], 3)
+    for peer in PEERS:  # end to end, both correct: the peer's time over the materializer's
+        if peer in results and results[peer]["per_second"] and mat["per_second"]:
+            results[f"vs_{peer}"] = round(
+                results[peer]["seconds_to_last_output"] / mat["seconds_to_last_output"], 2
+            )
     print(json.dumps(results, indent=2))
 
 
