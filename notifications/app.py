@@ -15,7 +15,7 @@ from servicekit.app import DB_POOL, service_app
 
 
 def create_app(config: Config) -> web.Application:
-    app = service_app(config, title="notifications", topics=[], routes=routes)
+    app = service_app(config, title="notifications", topics=[], routes=routes, api_keys=True)
 
     async def notifier(app: web.Application) -> AsyncIterator[None]:
         app[NOTIFIER] = Notifier(app[DB_POOL], config.smtp, tenant=config.worker.tenant)
