@@ -48,6 +48,7 @@ def service_app(
     topics: Iterable[TopicSpec],
     routes: Routes,
     middlewares: Sequence[Middleware] = (),
+    answer_middlewares: Sequence[Middleware] = (),
     api_keys: bool = False,
 ) -> web.Application:
     """The service's application, its routes and its OpenAPI document built from `routes`'
@@ -63,6 +64,7 @@ def service_app(
         middlewares=[
             request_id_middleware,
             metrics_middleware,
+            *answer_middlewares,  # they see every answer, the error middleware's problems included
             error_middleware,
             auth_middleware(auth),
             *middlewares,

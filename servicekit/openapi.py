@@ -85,7 +85,7 @@ def document(title: str, routes: Iterable[Route]) -> dict[str, Any]:
                             "schema": {"type": "string"},
                         }
                     }
-                ok["content"] = {"application/json": {"schema": schema}}
+                ok["content"] = {media: {"schema": schema} for media in route.answer_media}
             entry["responses"][str(status)] = ok
         for status in route.statuses:
             if status < 400:
