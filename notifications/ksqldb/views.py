@@ -166,7 +166,10 @@ async def query_stream(request: web.Request, body: QueryStreamBody) -> web.Strea
     if "application/json" in request.headers.get("Accept", ""):
         writer = _Writer("application/json", header, orjson.dumps, b",\n", b"[", b"]\n", None)
     else:
-        writer = _Writer(DELIMITED, header, orjson.dumps, b"\n", b"", b"\n", None)
+        # one document per line, each line sent whole (a client reads the header before any row)
+        writer = _Writer(
+            DELIMITED, header + b"\n", lambda values: orjson.dumps(values) + b"\n", b"", b"", b"", None
+        )
     return await _answer(request, q, writer)
 
 
