@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from servicekit.errors import BadRequest
 from servicekit.http import PROBLEM_JSON, Handler
@@ -38,7 +39,7 @@ class KsqlStatementError(BadRequest):
         }
 
 
-def ksqldb_errors(paths: frozenset[str]) -> web.middleware:  # type: ignore[valid-type]
+def ksqldb_errors(paths: frozenset[str]) -> Middleware:
     """A middleware that gives the problem answers of `paths` ksqlDB's members (`@type`
     generic_error, `error_code`, `message`) unless they have them: the 401, 403, 413 and 503 of
     the shared middlewares too."""

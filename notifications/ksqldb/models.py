@@ -3,14 +3,18 @@ OpenAPI document; the answers themselves are built in notifications.ksqldb.entit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from notifications.ksqldb.statements import MAX_STATEMENT_CHARS
 
-# Properties are accepted and not used (they tune a ksqlDB server's Kafka Streams); bounded.
-Properties = dict[str, Any]
+# Properties are accepted and not used (they tune a ksqlDB server's Kafka Streams): a few flat
+# settings, bounded so that a body within the schema stays under the 64 KiB body limit.
+PropertyName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+PropertyValue = Annotated[str, StringConstraints(max_length=128)] | int | float | bool
+Properties = dict[PropertyName, PropertyValue]
+MAX_PROPERTIES = 8
 _STRICT = ConfigDict(strict=True, extra="forbid")
 
 
@@ -19,10 +23,9 @@ class KsqlBody(BaseModel):
 
     model_config = _STRICT
     ksql: str = Field(min_length=1, max_length=MAX_STATEMENT_CHARS)
-    streamsProperties: Properties = Field(default_factory=dict, max_length=100)
-    properties: Properties = Field(default_factory=dict, max_length=100)
-    sessionVariables: Properties = Field(default_factory=dict, max_length=100)
-    commandSequenceNumber: int | None = None
+    streamsProperties: Properties = Field(default_factory=dict, max_length=MAX_PROPERTIES)
+    properties: Properties = Field(default_factory=dict, max_length=MAX_PROPERTIES)
+    commandSequenceNumber: int | None = Field(None, ge=-1, le=2**63 - 1)
 
 
 class QueryStreamBody(BaseModel):
@@ -30,8 +33,7 @@ class QueryStreamBody(BaseModel):
 
     model_config = _STRICT
     sql: str = Field(min_length=1, max_length=MAX_STATEMENT_CHARS)
-    properties: Properties = Field(default_factory=dict, max_length=100)
-    sessionVariables: Properties = Field(default_factory=dict, max_length=100)
+    properties: Properties = Field(default_factory=dict, max_length=MAX_PROPERTIES)
 
 
 class ServerInfo(BaseModel):

@@ -26,7 +26,7 @@ from materializer.sql.predicates import Unsupported, predicate
 from materializer.sql.reader import Statement, statements
 from notifications.ksqldb.errors import KsqlStatementError
 
-MAX_STATEMENT_CHARS = 20_000
+MAX_STATEMENT_CHARS = 4_000  # a body within the schema stays under the 64 KiB limit
 MAX_LIMIT = 1_000_000
 COMMANDS = (
     "SHOW STREAMS; SHOW TABLES; LIST TOPICS; DESCRIBE name (LIST and SHOW are the same, EXTENDED is accepted)"

@@ -196,6 +196,12 @@ async def test_a_non_administrators_key_acts_with_that_users_grants(
     refused = await notifications_client.post("/mails", json=mail, headers=basic(key))
     assert refused.status == 403  # a mail for no organization needs an administrator
     assert (await refused.json())["type"] == "urn:problem-type:forbidden"
+    for path in ("/info", "/ksql"):  # ksqlDB's endpoints are the administrators'
+        answer = await notifications_client.request(
+            "GET" if path == "/info" else "POST", path, json={"ksql": "SHOW TABLES;"}, headers=basic(key)
+        )
+        assert answer.status == 403
+        assert (await answer.json())["@type"] == "generic_error"
 
     # made an administrator, the key acts as one (the key is published again with the user)
     promoted = await security_client.put(f"/users/{ann['id']}", json={"user": {"admin": True}}, headers=admin)
