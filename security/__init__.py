@@ -11,7 +11,7 @@ Routes (every one but /login, /health, /metrics and /openapi.json needs `Authori
     POST   /users/{id}/grants                  {"grant": {"organization_id", "role"}} (admin)
     GET    /users/{id}/grants                  admin
     DELETE /users/{id}/grants/{organization_id} admin
-    POST   /users/{id}/api_keys                {"api_key": {"description"}} or {} -> 201 {"key", "secret", ...}
+    POST   /users/{id}/api_keys                {"api_key": {"description"}} or {} -> 201 {"key", "secret"}
                                                (admin or the user; the secret is shown this once)
     GET    /users/{id}/api_keys                without secrets (admin or the user)
     DELETE /users/{id}/api_keys/{key_id}       revoke (admin or the user)

@@ -148,7 +148,7 @@ def service_app(
         metrics.outbox_backlog.set(await request.app[RELAY].backlog())
         return metrics_text(metrics)
 
-    spec = document(title, [*common, *routes])
+    spec = document(title, [*common, *routes], basic=api_keys)
     common.add_to(app)
     routes.add_to(app)
     add_docs(app, title)
