@@ -41,7 +41,7 @@ RETRY_AFTER = {
 def document(title: str, routes: Iterable[Route], *, basic: bool = False) -> dict[str, Any]:
     """The OpenAPI document of `routes`; with `basic`, the service also takes an API key as HTTP
     Basic credentials (servicekit.apikeys) wherever it takes a Bearer token."""
-    needs = [{"bearer": []}, {"basic": []}] if basic else [{"bearer": []}]
+    needs: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}] if basic else [{"bearer": []}]
     schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     if basic:
         schemes["basic"] = {"type": "http", "scheme": "basic", "description": "an API key as key:secret"}

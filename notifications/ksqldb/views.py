@@ -206,9 +206,9 @@ async def _answer(request: web.Request, q: Query, writer: _Writer) -> web.Stream
         raise TooManyRequests(f"{MAX_PUSH_QUERIES} push queries are running; try again later", 5)
     push = PushQuery(request.app[CONFIG].kafka, q)
     running.append(push)
+    response = web.StreamResponse(headers={"Content-Type": writer.content_type})
     try:
         await push.start()
-        response = web.StreamResponse(headers={"Content-Type": writer.content_type})
         response.enable_chunked_encoding()
         await response.prepare(request)
         await response.write(writer.opening + writer.first)
@@ -225,8 +225,8 @@ async def _answer(request: web.Request, q: Query, writer: _Writer) -> web.Stream
                 break
         await response.write_eof()
         return response
-    except ConnectionResetError:
-        return web.Response(status=499)  # no one is there to read it
+    except ConnectionResetError:  # the client went away while a row was written
+        return response
     finally:
         running.remove(push)
         await push.stop()
