@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from materializer import Materializer
-from notifications import streams
+from notifications import ksqldb, streams
 from notifications.config import Config, materializer_settings
 from notifications.notify import Notifier
 from notifications.views import MATERIALIZER, NOTIFIER, routes
@@ -15,7 +15,14 @@ from servicekit.app import DB_POOL, service_app
 
 
 def create_app(config: Config) -> web.Application:
-    app = service_app(config, title="notifications", topics=[], routes=routes)
+    app = service_app(
+        config,
+        title="notifications",
+        topics=[],
+        routes=routes + ksqldb.routes,
+        answer_middlewares=[ksqldb.ksqldb_errors(ksqldb.PATHS)],
+        api_keys=True,
+    )
 
     async def notifier(app: web.Application) -> AsyncIterator[None]:
         app[NOTIFIER] = Notifier(app[DB_POOL], config.smtp, tenant=config.worker.tenant)
@@ -30,6 +37,7 @@ def create_app(config: Config) -> web.Application:
         yield
         await materializer.stop()
 
+    app.cleanup_ctx.append(ksqldb.ksqldb_context(config))
     app.cleanup_ctx.append(notifier)
     app.cleanup_ctx.append(tables)
     return app

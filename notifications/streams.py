@@ -37,6 +37,7 @@ TABLES = (ORGANIZATIONS_TABLE, CUSTOMERS_TABLE, CUSTOMER_CREATED, ORDERS_CREATED
 INVOICES_CREATED = "invoices_created"
 CUSTOMERS_CREATED = "customers_created"
 INVITATIONS = "invitations"
+EMAILED = (INVOICES_CREATED, CUSTOMERS_CREATED, INVITATIONS)
 
 
 @cache
@@ -55,7 +56,7 @@ def api_topology() -> Topology:
 
 
 def worker_topology(*, invoice: Handler, welcome: Handler, invitation: Handler) -> Topology:
-    handlers = {INVOICES_CREATED: invoice, CUSTOMERS_CREATED: welcome, INVITATIONS: invitation}
+    handlers = dict(zip(EMAILED, (invoice, welcome, invitation), strict=True))
     return catalog().topology(on_output=handlers, topicless=handlers)
 
 

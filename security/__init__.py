@@ -11,6 +11,10 @@ Routes (every one but /login, /health, /metrics and /openapi.json needs `Authori
     POST   /users/{id}/grants                  {"grant": {"organization_id", "role"}} (admin)
     GET    /users/{id}/grants                  admin
     DELETE /users/{id}/grants/{organization_id} admin
+    POST   /users/{id}/api_keys                {"api_key": {"description"}} or {} -> 201 {"key", "secret"}
+                                               (admin or the user; the secret is shown this once)
+    GET    /users/{id}/api_keys                without secrets (admin or the user)
+    DELETE /users/{id}/api_keys/{key_id}       revoke (admin or the user)
 
 Tokens: see `security.tokens` (JWT, EdDSA, claims iss, aud, sub, email, admin, orgs, iat, exp,
 jti); every service verifies them with the public key (`servicekit.auth`).
@@ -27,6 +31,11 @@ limit.
 Revocations (`security.events`): logout puts `jti:<jti>` on the compacted `revocations` topic;
 a change of a user's grants, password, email or admin flag, or their deletion, puts
 `user:<id>` with `not_before`, which invalidates every token of that user issued before it.
+
+API keys (`servicekit.apikeys`): only the secret's SHA-256 is stored; each key is published on the
+compacted `api_keys` topic with its user's email, admin flag and grants (again when those change),
+and tombstoned when revoked or its user is deleted; the services that accept keys (the
+notifications API, as HTTP Basic) read that topic whole.
 
 The first administrator comes from ADMIN_EMAIL/ADMIN_PASSWORD at start when no user exists.
 Passwords and their hashes never appear in answers, events or logs.

@@ -34,6 +34,29 @@ async def _revoke_user_tokens(uow: UnitOfWork, user_id: int) -> None:
         not_before,
     )
     uow.emit(events.user_revoked(user_id, not_before))
+    await _publish_keys(uow, user_id)
+
+
+async def _publish_keys(uow: UnitOfWork, user_id: int, only_key: str | None = None) -> None:
+    """Publish the user's API keys (or one of them) with the user's email, admin flag and grants
+    as they stand in this transaction: a key acts with its user's grants of the moment."""
+    conn = uow.conn
+    user = await conn.fetchrow("SELECT id, email, admin FROM users WHERE id = $1", user_id)
+    if user is None:
+        return
+    keys = await conn.fetch(
+        "SELECT id, key, secret_sha256 FROM api_keys WHERE user_id = $1 AND ($2::text IS NULL OR key = $2)"
+        " ORDER BY id",
+        user_id,
+        only_key,
+    )
+    if not keys:
+        return
+    orgs = {
+        r["organization_id"]: r["role"]
+        for r in await conn.fetch("SELECT organization_id, role FROM grants WHERE user_id = $1", user_id)
+    }
+    uow.emit(*(events.api_key(key, user, orgs) for key in keys))
 
 
 async def _keep_an_admin(conn: asyncpg.Connection, leaving_id: int) -> None:
@@ -144,6 +167,8 @@ async def delete_user(pool: asyncpg.Pool, user_id: int) -> Row:
         for grant in await conn.fetch("DELETE FROM grants WHERE user_id = $1 RETURNING *", user_id):
             uow.emit(*events.grant("destroyed", dict(grant)))
         await _revoke_user_tokens(uow, user_id)
+        for key in await conn.fetch("DELETE FROM api_keys WHERE user_id = $1 RETURNING key", user_id):
+            uow.emit(events.api_key_revoked(key["key"]))
         row = dict(await conn.fetchrow(f"DELETE FROM users WHERE id = $1 RETURNING {USER_COLUMNS}", user_id))
         uow.emit(*events.user("destroyed", row))
     return row
@@ -346,3 +371,53 @@ async def tombstone_expired_revocations(pool: asyncpg.Pool, before: int, limit: 
         )
         uow.emit(*(events.token_revocation_expired(r["jti"]) for r in rows))
     return len(rows)
+
+
+# API keys (servicekit.apikeys)
+
+API_KEY_COLUMNS = "id, key, user_id, description, created_at"
+
+
+async def create_api_key(
+    pool: asyncpg.Pool, user_id: int, key: str, secret_sha256: str, description: str
+) -> Row:
+    """Store a key (its secret's hash only) and publish it with its user's grants."""
+    async with unit_of_work(pool) as uow:
+        await _lock_user(uow.conn, user_id)
+        found = await uow.conn.fetchrow(
+            "INSERT INTO api_keys (key, secret_sha256, user_id, description) VALUES ($1, $2, $3, $4)"
+            f" RETURNING {API_KEY_COLUMNS}",
+            key,
+            secret_sha256,
+            user_id,
+            description,
+        )
+        await _publish_keys(uow, user_id, only_key=key)
+    return dict(found)
+
+
+async def list_api_keys(pool: asyncpg.Pool, user_id: int, after: int, limit: int) -> list[Row]:
+    async with pool.acquire() as conn:
+        if await conn.fetchval("SELECT id FROM users WHERE id = $1", user_id) is None:
+            raise NotFound(f"no user with id {user_id}")
+        rows = await conn.fetch(
+            f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            user_id,
+            after,
+            limit,
+        )
+    return [dict(r) for r in rows]
+
+
+async def revoke_api_key(pool: asyncpg.Pool, user_id: int, key_id: int) -> Row:
+    """Delete the key and tombstone it on the topic: it stops working wherever it is checked."""
+    async with unit_of_work(pool) as uow:
+        found = await uow.conn.fetchrow(
+            f"DELETE FROM api_keys WHERE user_id = $1 AND id = $2 RETURNING {API_KEY_COLUMNS}",
+            user_id,
+            key_id,
+        )
+        if found is None:
+            raise NotFound(f"user {user_id} has no API key with id {key_id}")
+        uow.emit(events.api_key_revoked(found["key"]))
+    return dict(found)

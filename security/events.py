@@ -9,6 +9,10 @@
   `user:<id>` {"kind": "user", "user_id", "not_before", "action": "created"} revokes every token of
   that user issued before `not_before` (grants, password, email or admin changed; user deleted).
   A `jti:` revocation is tombstoned once its token has expired (security.housekeeping).
+- `api_keys` (compacted, read whole by the services that accept keys, see servicekit.apikeys):
+  the key with its secret's SHA-256 and its user's email, admin flag and grants, keyed by the
+  key id; published again when the user changes, tombstoned when the key is revoked or its user
+  deleted.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from kafka_integration import Event, TopicSpec, entity_events
+from servicekit.apikeys import API_KEYS_TOPIC
 from servicekit.auth import REVOCATIONS_TOPIC
 
-TOPICS = [TopicSpec("users"), TopicSpec("grants")]  # service_app adds REVOCATIONS_TOPIC
+TOPICS = [TopicSpec("users"), TopicSpec("grants"), API_KEYS_TOPIC]  # service_app adds REVOCATIONS_TOPIC
 
 PUBLIC_USER_FIELDS = ("id", "email", "admin", "created_at", "updated_at")
 
@@ -66,3 +71,28 @@ def user_revoked(user_id: int, not_before: int) -> Event:
         value={"kind": "user", "user_id": user_id, "not_before": not_before, "action": "created"},
         type="user_tokens_revoked",
     )
+
+
+def api_key(key: Mapping[str, Any], user: Mapping[str, Any], orgs: Mapping[int, str]) -> Event:
+    """A key in force, with what it may do: its user's email, admin flag and grants now."""
+    return Event(
+        topic=API_KEYS_TOPIC.name,
+        key=str(key["key"]),
+        value={
+            "kind": "api_key",
+            "id": key["id"],
+            "key": key["key"],
+            "user_id": user["id"],
+            "email": user["email"],
+            "admin": bool(user["admin"]),
+            "orgs": {str(org): role for org, role in sorted(orgs.items())},
+            "secret_sha256": key["secret_sha256"],
+            "action": "created",
+        },
+        type="api_key_published",
+    )
+
+
+def api_key_revoked(key: str) -> Event:
+    """The tombstone of a key: every service that reads the topic stops accepting it."""
+    return Event(topic=API_KEYS_TOPIC.name, key=key, value=None, type="api_key_revoked")

@@ -94,6 +94,33 @@ class Grant(BaseModel):
     updated_at: str
 
 
+class ApiKeyFields(BaseModel):
+    model_config = STRICT
+    description: Annotated[str, StringConstraints(max_length=200), Printable] = ""
+
+
+class ApiKeyBody(Wrapped):
+    """`{"api_key": {"description": "ksql-python-ng on the reporting box"}}` (or flat, or `{}`)"""
+
+    api_key: ApiKeyFields
+
+
+class ApiKey(BaseModel):
+    """A key as listed: never its secret."""
+
+    id: int
+    key: str
+    user_id: int
+    description: str
+    created_at: str
+
+
+class NewApiKey(ApiKey):
+    """A key just issued: its secret, shown this once (HTTP Basic `key:secret`)."""
+
+    secret: str
+
+
 class LoginAnswer(BaseModel):
     jwt: str
     expires_at: str

@@ -17,7 +17,19 @@ from aiohttp import web
 
 from security import db
 from security.keys import HASHER, ISSUER, LOGIN_ATTEMPTS, LOGIN_POLICY
-from security.models import Grant, GrantBody, LoginAnswer, LoginBody, User, UserBody, UserUpdateBody
+from security.models import (
+    ApiKey,
+    ApiKeyBody,
+    Grant,
+    GrantBody,
+    LoginAnswer,
+    LoginBody,
+    NewApiKey,
+    User,
+    UserBody,
+    UserUpdateBody,
+)
+from servicekit.apikeys import hash_secret, new_key
 from servicekit.app import DB_POOL
 from servicekit.auth import Principal, principal
 from servicekit.errors import Forbidden, TooManyRequests, Unauthorized
@@ -170,4 +182,56 @@ async def list_grants(request: web.Request) -> web.Response:
 async def delete_grant(request: web.Request) -> web.Response:
     principal(request).require_admin()
     await db.delete_grant(request.app[DB_POOL], path_id(request), path_id(request, "organization_id"))
+    return web.Response(status=204)
+
+
+# API keys: HTTP Basic key:secret for ksqlDB-style clients (servicekit.apikeys)
+
+
+@routes.post(
+    "/users/{id}/api_keys",
+    "issue an API key to a user (admin or themselves); the secret is shown this once",
+    body=ApiKeyBody,
+    answer=NewApiKey,
+    status=201,
+    tag="api_keys",
+    example={"api_key": {"description": "reporting"}},
+)
+async def create_api_key(request: web.Request, body: ApiKeyBody) -> web.Response:
+    user_id = path_id(request)
+    _self_or_admin(principal(request), user_id)
+    key, secret = new_key()
+    row = await db.create_api_key(
+        request.app[DB_POOL], user_id, key, hash_secret(secret), body.api_key.description
+    )
+    log.info("API key %s issued to user %s", key, user_id)
+    return json_response({**row, "secret": secret}, status=201)
+
+
+@routes.get(
+    "/users/{id}/api_keys",
+    "a user's API keys, without their secrets (admin or themselves)",
+    query=PageQuery,
+    answer=ApiKey,
+    paged=True,
+    tag="api_keys",
+)
+async def list_api_keys(request: web.Request, query: PageQuery) -> web.Response:
+    user_id = path_id(request)
+    _self_or_admin(principal(request), user_id)
+    rows = await db.list_api_keys(request.app[DB_POOL], user_id, query.after, query.limit)
+    return page_response(request, rows, query.limit)
+
+
+@routes.delete(
+    "/users/{id}/api_keys/{key_id}",
+    "revoke an API key (admin or themselves): refused everywhere once the services read it",
+    status=204,
+    tag="api_keys",
+)
+async def revoke_api_key(request: web.Request) -> web.Response:
+    user_id = path_id(request)
+    _self_or_admin(principal(request), user_id)
+    row = await db.revoke_api_key(request.app[DB_POOL], user_id, path_id(request, "key_id"))
+    log.info("API key %s of user %s revoked", row["key"], user_id)
     return web.Response(status=204)

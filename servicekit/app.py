@@ -21,7 +21,8 @@ from kafka_integration import (
     ensure_topics,
     relay_context,
 )
-from servicekit.auth import REVOCATIONS, REVOCATIONS_TOPIC, auth_middleware, revocations_context
+from servicekit.apikeys import API_KEYS_TOPIC, api_keys_context
+from servicekit.auth import BASIC_AUTH, REVOCATIONS, REVOCATIONS_TOPIC, auth_middleware, revocations_context
 from servicekit.db import connect, migrate, open_pool
 from servicekit.docs import add_docs
 from servicekit.http import (
@@ -47,19 +48,23 @@ def service_app(
     topics: Iterable[TopicSpec],
     routes: Routes,
     middlewares: Sequence[Middleware] = (),
+    answer_middlewares: Sequence[Middleware] = (),
+    api_keys: bool = False,
 ) -> web.Application:
     """The service's application, its routes and its OpenAPI document built from `routes`'
     declarations, on the settings every service has (`config`): its schema (migrated with the
     migrations named `title`), Kafka and the key that checks tokens. Every route but /health,
     /metrics, /openapi.json and /docs (and routes declared `public=True`) needs a valid,
-    unrevoked token."""
+    unrevoked token; with `api_keys`, an API key as HTTP Basic credentials as well
+    (servicekit.apikeys)."""
     http, db, kafka, auth = config.http, config.db, config.kafka, config.auth
-    topic_specs = [*topics, REVOCATIONS_TOPIC]
+    topic_specs = [*topics, REVOCATIONS_TOPIC, *([API_KEYS_TOPIC] if api_keys else [])]
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[
             request_id_middleware,
             metrics_middleware,
+            *answer_middlewares,  # they see every answer, the error middleware's problems included
             error_middleware,
             auth_middleware(auth),
             *middlewares,
@@ -89,6 +94,8 @@ def service_app(
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(kafka_topics)
     app.cleanup_ctx.append(revocations_context(kafka))
+    if api_keys:
+        app.cleanup_ctx.append(api_keys_context(kafka))
     metrics = app[METRICS] = ServiceMetrics(title)
     app.cleanup_ctx.append(
         relay_context(
@@ -125,6 +132,11 @@ def service_app(
             body["revocations"] = "read" if revocations.ready else "not read yet"
             if not revocations.ready:  # not ready: requests with a token get 503 (fail closed)
                 return json_response({**body, "status": "starting"}, status=503, headers={"Retry-After": "1"})
+        keys = request.app.get(BASIC_AUTH)
+        if keys is not None:
+            body["api_keys"] = "read" if keys.ready else "not read yet"
+            if not keys.ready:
+                return json_response({**body, "status": "starting"}, status=503, headers={"Retry-After": "1"})
         return json_response(body)
 
     @common.get("/openapi.json", "this document", public=True)
@@ -136,7 +148,7 @@ def service_app(
         metrics.outbox_backlog.set(await request.app[RELAY].backlog())
         return metrics_text(metrics)
 
-    spec = document(title, [*common, *routes])
+    spec = document(title, [*common, *routes], basic=api_keys)
     common.add_to(app)
     routes.add_to(app)
     add_docs(app, title)

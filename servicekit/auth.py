@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from aiohttp import web
@@ -196,8 +196,23 @@ def bearer_token(request: web.Request) -> str:
     return token.strip()
 
 
+class BasicChecker(Protocol):
+    """What checks `Authorization: Basic` credentials where a service accepts them
+    (servicekit.apikeys.ApiKeys)."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether it has read what it checks against once (until then: 503, fail closed)."""
+        ...
+
+    def authenticate(self, header: str) -> Principal:
+        """The principal of a whole `Basic ...` header value, or Unauthorized/Unavailable."""
+        ...
+
+
 PRINCIPAL = web.RequestKey("servicekit.principal", Principal)
 REVOCATIONS = web.AppKey("servicekit.revocations", Revocations)
+BASIC_AUTH = web.AppKey("servicekit.basic_auth", BasicChecker)
 
 
 def principal(request: web.Request) -> Principal:
@@ -216,6 +231,11 @@ def auth_middleware(settings: AuthSettings, public_paths: frozenset[str] = PUBLI
         if request.match_info.http_exception is not None:  # unknown route or method: no data to guard
             return await handler(request)
         if (public := getattr(request.match_info.handler, "public", False)) and public:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        basic = request.app.get(BASIC_AUTH)
+        if basic is not None and header[:6].lower() == "basic ":
+            request[PRINCIPAL] = basic.authenticate(header)
             return await handler(request)
         who = verify(settings, bearer_token(request))
         revocations = request.app[REVOCATIONS]

@@ -38,7 +38,13 @@ RETRY_AFTER = {
 }
 
 
-def document(title: str, routes: Iterable[Route]) -> dict[str, Any]:
+def document(title: str, routes: Iterable[Route], *, basic: bool = False) -> dict[str, Any]:
+    """The OpenAPI document of `routes`; with `basic`, the service also takes an API key as HTTP
+    Basic credentials (servicekit.apikeys) wherever it takes a Bearer token."""
+    needs: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}] if basic else [{"bearer": []}]
+    schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    if basic:
+        schemes["basic"] = {"type": "http", "scheme": "basic", "description": "an API key as key:secret"}
     schemas: dict[str, Any] = {"Problem": PROBLEM}
 
     def ref(model: type[BaseModel], mode: str = "validation") -> dict[str, Any]:
@@ -85,7 +91,7 @@ def document(title: str, routes: Iterable[Route]) -> dict[str, Any]:
                             "schema": {"type": "string"},
                         }
                     }
-                ok["content"] = {"application/json": {"schema": schema}}
+                ok["content"] = {media: {"schema": schema} for media in route.answer_media}
             entry["responses"][str(status)] = ok
         for status in route.statuses:
             if status < 400:
@@ -97,17 +103,17 @@ def document(title: str, routes: Iterable[Route]) -> dict[str, Any]:
             if status in (429, 503):
                 answer["headers"] = RETRY_AFTER
             entry["responses"][str(status)] = answer
-        entry["security"] = [] if route.public else [{"bearer": []}]
+        entry["security"] = [] if route.public else needs
         paths.setdefault(route.path, {})[route.method.lower()] = entry
     _link_created(routes, paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},
-        "security": [{"bearer": []}],
+        "security": needs,
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": schemes,
         },
     }
 

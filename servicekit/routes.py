@@ -50,6 +50,7 @@ class Route:
     description: str = ""
     also: tuple[int, ...] = ()  # other success statuses (e.g. 200 for an existing grant)
     example: dict[str, Any] | None = None  # a body, as the seed's curl sends it
+    answer_media: tuple[str, ...] = ("application/json",)  # the answer's content types
 
     @property
     def path_params(self) -> list[str]:
@@ -78,6 +79,12 @@ class Routes:
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self.routes)
+
+    def __add__(self, other: Routes) -> Routes:
+        """The declarations of both (a service whose routes live in two modules)."""
+        both = Routes()
+        both.routes = [*self.routes, *other.routes]
+        return both
 
     def route(self, method: str, path: str, summary: str, **declared: Any) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:

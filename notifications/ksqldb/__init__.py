@@ -1,0 +1,25 @@
+"""ksqlDB's REST API on the notifications API: `routes`, and `ksqldb_context` for create_app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from notifications.config import Config
+from notifications.ksqldb.errors import ksqldb_errors
+from notifications.ksqldb.views import CONFIG, PATHS, PUSH_QUERIES, routes
+
+
+def ksqldb_context(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
+    """cleanup_ctx step: the settings the routes read, and the push queries running."""
+
+    async def ksqldb(app: web.Application) -> AsyncIterator[None]:
+        app[CONFIG] = config
+        app[PUSH_QUERIES] = []
+        yield
+
+    return ksqldb
+
+
+__all__ = ["PATHS", "ksqldb_context", "ksqldb_errors", "routes"]

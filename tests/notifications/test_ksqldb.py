@@ -1,0 +1,261 @@
+"""ksqlDB's REST API on the notifications API: /info, /ksql (SHOW, LIST TOPICS, DESCRIBE), pull
+queries on /query and /query-stream over the API's tables, ksqlDB-shaped errors for everything
+refused, administrators only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient
+
+from notifications.app import create_app
+from notifications.config import Config
+from tests.support import Tokens, unique, wait_until
+
+
+@pytest.fixture
+async def api(test_env: dict[str, str], serve: Callable[..., Any], tokens: Tokens) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(test_env)), tokens.admin())
+    return client
+
+
+async def _customer(customers: TestClient[Any, Any], api: TestClient[Any, Any], email: str) -> dict[str, Any]:
+    resp = await customers.post(
+        "/customers", json={"customer": {"name": "Ada", "last_name": "L", "email": email}}
+    )
+    assert resp.status == 201, await resp.text()
+    customer: dict[str, Any] = await resp.json()
+
+    async def materialized() -> bool:
+        return (await api.get(f"/tables/customers_table/{customer['id']}")).status == 200
+
+    await wait_until(materialized, timeout=30)
+    return customer
+
+
+def _ksql_error(body: dict[str, Any], status: int, kind: str = "generic_error") -> None:
+    assert body["@type"] == kind, body
+    assert body["error_code"] // 100 == status, body
+    assert body["message"], body
+    assert body["status"] == status  # and still the services' problem details
+
+
+async def test_info_answers_ksql_server_info(api: TestClient[Any, Any]) -> None:
+    resp = await api.get("/info")
+    assert resp.status == 200
+    info = (await resp.json())["KsqlServerInfo"]
+    assert info["serverStatus"] == "RUNNING" and info["version"].startswith("0.")
+    assert set(info) == {"version", "kafkaClusterId", "ksqlServiceId", "serverStatus"}
+
+
+async def test_show_streams_tables_list_topics_and_describe(
+    api: TestClient[Any, Any], test_env: dict[str, str]
+) -> None:
+    text = (
+        "SHOW STREAMS; SHOW TABLES;\nLIST TOPICS; DESCRIBE customers_table; describe ORDERS_CREATED extended;"
+    )
+    resp = await api.post("/ksql", json={"ksql": text, "streamsProperties": {}})
+    assert resp.status == 200, await resp.text()
+    shown, tables, topics, customers, orders = await resp.json()
+    prefix = test_env["KAFKA_TOPIC_PREFIX"]
+    assert shown["@type"] == "streams" and shown["statementText"] == "SHOW STREAMS;"
+    streams = {s["name"]: s for s in shown["streams"]}
+    assert streams["ORDERS_CREATED"] == {
+        "type": "STREAM",
+        "name": "ORDERS_CREATED",
+        "topic": f"{prefix}orders_created",
+        "keyFormat": "KAFKA",
+        "valueFormat": "JSON",
+        "isWindowed": False,
+    }
+    assert "CUSTOMERS_TABLE" not in streams
+    assert tables["@type"] == "tables"
+    assert {"ORGANIZATIONS_TABLE", "CUSTOMERS_TABLE", "CUSTOMER_CREATED"} <= {
+        t["name"] for t in tables["tables"]
+    }
+    assert all(t["type"] == "TABLE" for t in tables["tables"])
+    assert topics["@type"] == "kafka_topics"
+    assert all(t["name"].startswith(prefix) for t in topics["topics"])  # this tenant's topics only
+    assert customers["@type"] == "sourceDescription"
+    description = customers["sourceDescription"]
+    assert description["name"] == "CUSTOMERS_TABLE" and description["type"] == "TABLE"
+    assert [(f["name"], f["schema"]["type"], f.get("type")) for f in description["fields"]] == [
+        ("ID", "INTEGER", "KEY"),
+        ("NAME", "STRING", None),
+        ("LAST_NAME", "STRING", None),
+        ("EMAIL", "STRING", None),
+        ("ACTION", "STRING", None),
+    ]
+    assert [f["name"] for f in orders["sourceDescription"]["fields"]][-4:] == [
+        "ORGANIZATION_NAME",
+        "CUSTOMER_NAME",
+        "CUSTOMER_LAST_NAME",
+        "EMAIL",
+    ]
+
+
+async def test_a_pull_query_finds_a_customer_created_through_the_customers_api(
+    api: TestClient[Any, Any], customers_client: TestClient[Any, Any]
+) -> None:
+    email = f"{unique('ada')}@example.com"
+    customer = await _customer(customers_client, api, email)
+    await _customer(customers_client, api, f"{unique('other')}@example.com")
+    sql = f"SELECT * FROM customers_table WHERE id = {customer['id']};"
+    resp = await api.post("/query", json={"ksql": sql, "streamsProperties": {}})
+    assert resp.status == 200, await resp.text()
+    header, row = await resp.json()
+    assert (
+        header["header"]["schema"]
+        == "`ID` INTEGER, `NAME` STRING, `LAST_NAME` STRING, `EMAIL` STRING, `ACTION` STRING"
+    )
+    assert header["header"]["queryId"]
+    assert row == {"row": {"columns": [customer["id"], "Ada", "L", email, "created"]}}
+
+    by_email = await api.post(
+        "/query", json={"ksql": f"SELECT id, email AS mail FROM customers_table WHERE email = '{email}';"}
+    )
+    assert (await by_email.json())[1:] == [{"row": {"columns": [customer["id"], email]}}]
+
+    limited = await api.post("/query", json={"ksql": "SELECT id FROM customers_table LIMIT 1;"})
+    assert len(await limited.json()) == 2
+
+    stream = await api.post("/query-stream", json={"sql": sql, "properties": {}})
+    assert stream.status == 200
+    assert stream.content_type == "application/vnd.ksqlapi.delimited.v1"
+    lines = (await stream.text()).splitlines()
+    head = orjson.loads(lines[0])
+    assert head["columnNames"] == ["ID", "NAME", "LAST_NAME", "EMAIL", "ACTION"]
+    assert head["columnTypes"] == ["INTEGER", "STRING", "STRING", "STRING", "STRING"]
+    assert [orjson.loads(line) for line in lines[1:]] == [[customer["id"], "Ada", "L", email, "created"]]
+
+    as_json = await api.post("/query-stream", json={"sql": sql}, headers={"Accept": "application/json"})
+    assert as_json.content_type == "application/json"
+    assert (await as_json.json())[1] == [customer["id"], "Ada", "L", email, "created"]
+
+    missing = await api.post("/query", json={"ksql": "SELECT * FROM customers_table WHERE id = 999999999;"})
+    assert len(await missing.json()) == 1  # the header, no row
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "kind", "says"),
+    [
+        ("/ksql", {"ksql": "DROP STREAM orders_created;"}, 400, "statement_error", "SHOW STREAMS"),
+        ("/ksql", {"ksql": "SHOW QUERIES;"}, 400, "statement_error", "DESCRIBE"),
+        ("/ksql", {"ksql": "DESCRIBE no_such_thing;"}, 400, "statement_error", "does not exist"),
+        ("/ksql", {"ksql": "SELECT * FROM customers_table;"}, 400, "statement_error", "/query"),
+        ("/ksql", {"ksql": "SHOW STREAMS; DROP TABLE customers_table;"}, 400, "statement_error", "supported"),
+        ("/query", {"ksql": "SELECT * FROM nope;"}, 400, "statement_error", "does not exist"),
+        ("/query", {"ksql": "INSERT INTO orders_stream (id) VALUES (1);"}, 400, "statement_error", "SELECT"),
+        (
+            "/query",
+            {"ksql": "SELECT * FROM customers_table; DROP TABLE customers_table;"},
+            400,
+            "statement_error",
+            "one",
+        ),
+        (
+            "/query",
+            {"ksql": "SELECT * FROM customers_table WHERE id = '1' OR 1=1; --"},
+            400,
+            "statement_error",
+            "compare",
+        ),
+        ("/query", {"ksql": "SELECT * FROM customers_table WHERE name = 'x'' OR ''1''=''1';"}, 200, None, ""),
+        ("/query", {"ksql": "SELECT COUNT(*) FROM customers_table;"}, 400, "statement_error", "COUNT"),
+        (
+            "/query",
+            {"ksql": "SELECT * FROM customers_table EMIT CHANGES;"},
+            400,
+            "statement_error",
+            "pull query",
+        ),
+        ("/query", {"ksql": "SELECT * FROM orders_created;"}, 400, "statement_error", "EMIT CHANGES"),
+        (
+            "/query",
+            {"ksql": "SELECT * FROM invoices_created EMIT CHANGES;"},
+            400,
+            "statement_error",
+            "no topic",
+        ),
+        ("/query", {"ksql": "SELECT * FROM customers_table LIMIT -1;"}, 400, "statement_error", "LIMIT"),
+        ("/query", {"ksql": "SELECT * FROM customers_table WHERE \x00 = 1;"}, 400, "statement_error", ""),
+        ("/query", {"ksql": "SELECT * FROM customers_table WHERE id = 1\u202e;"}, 400, "statement_error", ""),
+        ("/query", {"ksql": "SELECT * FROM " + "(" * 3000}, 400, "statement_error", ""),
+        (
+            "/query",
+            {"ksql": "SELECT * FROM t WHERE " + " AND ".join(["id = 1"] * 300) + ";"},
+            400,
+            "statement_error",
+            "",
+        ),
+        ("/query", {"ksql": "x" * 4_001}, 422, "generic_error", "ksql"),
+        ("/query", {"ksql": ""}, 422, "generic_error", "ksql"),
+        ("/query", {"sql": "SELECT * FROM customers_table;"}, 422, "generic_error", "ksql"),
+        ("/query", {"ksql": 5}, 422, "generic_error", "ksql"),
+        (
+            "/ksql",
+            {"ksql": "SHOW TABLES;", "streamsProperties": {"a": {"nested": 1}}},
+            422,
+            "generic_error",
+            "streamsProperties",
+        ),
+        ("/ksql", {"ksql": "SHOW TABLES;", "unknown": 1}, 422, "generic_error", "unknown"),
+        ("/query-stream", {"ksql": "SELECT * FROM customers_table;"}, 422, "generic_error", "sql"),
+        ("/query-stream", {"sql": "SHOW TABLES;"}, 400, "statement_error", "SELECT"),
+    ],
+)
+async def test_what_is_refused_gets_a_ksqldb_shaped_error(
+    api: TestClient[Any, Any], path: str, body: dict[str, Any], status: int, kind: str | None, says: str
+) -> None:
+    resp = await api.post(path, json=body)
+    assert resp.status == status, await resp.text()
+    if kind is not None:
+        answer = await resp.json(content_type=None)
+        _ksql_error(answer, status, kind)
+        assert says in answer["message"]
+        if kind == "statement_error":
+            assert answer["error_code"] == 40001 and "statementText" in answer
+
+
+async def test_malformed_and_huge_bodies_get_ksqldb_shaped_errors(api: TestClient[Any, Any]) -> None:
+    for raw, status in [
+        (b"{not json", 400),
+        (b"", 400),
+        (b"\xff\xfe", 400),
+        (b'{"ksql": "SHOW TABLES;", "ksql": "SHOW STREAMS;"}', 400),
+        (b"[1, 2]", 422),
+        (b'{"ksql": "' + b"A" * 200_000 + b'"}', 413),
+    ]:
+        resp = await api.post("/ksql", data=raw, headers={"Content-Type": "application/vnd.ksql.v1+json"})
+        assert resp.status == status, (raw[:20], resp.status)
+        _ksql_error(await resp.json(content_type=None), status)
+
+
+async def test_non_administrators_and_strangers_get_ksqldb_shaped_401_and_403(
+    api: TestClient[Any, Any], tokens: Tokens, customers_client: TestClient[Any, Any]
+) -> None:
+    customer = await _customer(customers_client, api, f"{unique('own')}@example.com")
+    member = Tokens.header(tokens.make(user_id=7, orgs={1: "member"}))
+    sql = f"SELECT * FROM customers_table WHERE id = {customer['id']};"
+    for method, path, body in [
+        ("GET", "/info", None),
+        ("POST", "/ksql", {"ksql": "SHOW TABLES;"}),
+        ("POST", "/query", {"ksql": sql}),
+        ("POST", "/query-stream", {"sql": sql}),
+        ("POST", "/query", {"ksql": "SELECT * FROM orders_created EMIT CHANGES;"}),
+    ]:
+        forbidden = await api.request(method, path, json=body, headers=member)
+        assert forbidden.status == 403, path
+        _ksql_error(await forbidden.json(content_type=None), 403)
+        for headers in (
+            {"Authorization": ""},
+            {"Authorization": "Basic eA=="},
+            {"Authorization": "Bearer x"},
+        ):
+            refused = await api.request(method, path, json=body, headers=headers)
+            assert refused.status == 401, (path, headers)
+            _ksql_error(await refused.json(content_type=None), 401)
+            assert customer["email"] not in await refused.text()

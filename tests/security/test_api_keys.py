@@ -1,0 +1,236 @@
+"""API keys: issued by the security service to a user (secret shown once, stored hashed, listed
+without it, revocable), accepted as HTTP Basic by the notifications API with that user's grants,
+and refused there within a second of their revocation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import BasicAuth
+from aiohttp.test_utils import TestClient
+
+from kafka_integration import KafkaSettings
+from notifications.app import create_app
+from notifications.config import Config
+from tests.support import read_topic, wait_until
+
+KEY_FIELDS = {"id", "key", "user_id", "description", "created_at"}
+
+
+@pytest.fixture
+async def notifications_client(test_env: dict[str, str], serve: Callable[..., Any]) -> TestClient[Any, Any]:
+    """The notifications API, called with no credentials unless a request gives them."""
+    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(test_env)))
+    return client
+
+
+@pytest.fixture
+def issue_key(security_client: TestClient[Any, Any]) -> Callable[..., Any]:
+    async def issue(user_id: int, headers: dict[str, str], description: str = "") -> dict[str, Any]:
+        resp = await security_client.post(
+            f"/users/{user_id}/api_keys", json={"api_key": {"description": description}}, headers=headers
+        )
+        assert resp.status == 201, await resp.text()
+        issued: dict[str, Any] = await resp.json()
+        return issued
+
+    return issue
+
+
+def basic(key: dict[str, Any], secret: str | None = None) -> dict[str, str]:
+    return {"Authorization": BasicAuth(key["key"], secret or key["secret"]).encode()}
+
+
+async def test_a_key_is_issued_listed_without_its_secret_used_and_revoked_everywhere_within_a_second(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    admin: dict[str, str],
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    test_env: dict[str, str],
+    kafka: KafkaSettings,
+) -> None:
+    ops = await make_user("ops@example.com", is_admin=True)
+    key = await issue_key(ops["id"], admin, "ksql client")
+    assert set(key) == KEY_FIELDS | {"secret"}
+    assert key["user_id"] == ops["id"] and key["description"] == "ksql client"
+    assert ":" not in key["key"] + key["secret"] and len(key["secret"]) >= 40
+
+    listed = await (await security_client.get(f"/users/{ops['id']}/api_keys", headers=admin)).json()
+    assert listed["items"] == [{k: key[k] for k in KEY_FIELDS}]  # never the secret
+
+    conn = await asyncpg.connect(test_env["DATABASE_URL"])
+    try:
+        stored = await conn.fetchrow(
+            f'SELECT * FROM "{test_env["DATABASE_SCHEMA"]}".api_keys WHERE id = $1', key["id"]
+        )
+    finally:
+        await conn.close()
+    assert key["secret"] not in str(dict(stored))
+    assert stored["secret_sha256"] == hashlib.sha256(key["secret"].encode()).hexdigest()
+    published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+    assert key["secret"] not in str([m.value for m in published])
+
+    async def accepted() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
+
+    await wait_until(accepted)  # the API reads the key from the topic
+    bearer = await notifications_client.get("/tables", headers=admin)
+    assert bearer.status == 200  # Bearer tokens still work beside keys
+
+    resp = await security_client.delete(f"/users/{ops['id']}/api_keys/{key['id']}", headers=admin)
+    assert resp.status == 204
+
+    async def refused() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(key))).status == 401
+
+    await wait_until(refused, timeout=1.0)
+    again = await security_client.delete(f"/users/{ops['id']}/api_keys/{key['id']}", headers=admin)
+    assert again.status == 404
+    assert (await (await security_client.get(f"/users/{ops['id']}/api_keys", headers=admin)).json())[
+        "items"
+    ] == []
+
+
+async def test_a_user_manages_their_own_keys_but_not_another_users(
+    security_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    login: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+) -> None:
+    ann = await make_user("ann@example.com")
+    bob = await make_user("bob@example.com")
+    ann_token, bob_token = await login("ann@example.com"), await login("bob@example.com")
+    ann_key = await issue_key(ann["id"], ann_token)
+    flat = await security_client.post(f"/users/{bob['id']}/api_keys", json={}, headers=bob_token)
+    assert flat.status == 201  # `{}`: no description
+    c = security_client
+    assert (await c.get(f"/users/{ann['id']}/api_keys", headers=bob_token)).status == 403
+    assert (await c.post(f"/users/{ann['id']}/api_keys", json={}, headers=bob_token)).status == 403
+    assert (await c.delete(f"/users/{ann['id']}/api_keys/{ann_key['id']}", headers=bob_token)).status == 403
+    # bob's own path does not reach ann's key either
+    assert (await c.delete(f"/users/{bob['id']}/api_keys/{ann_key['id']}", headers=bob_token)).status == 404
+    mine = await (await c.get(f"/users/{ann['id']}/api_keys", headers=ann_token)).json()
+    assert [k["key"] for k in mine["items"]] == [ann_key["key"]]
+    assert (await c.get(f"/users/{ann['id']}/api_keys", headers=admin)).status == 200
+
+
+@pytest.mark.parametrize(
+    "description",
+    ["x" * 201, "bell\x07here", "nul\x00", 5, None],
+    ids=["too long", "control", "nul", "number", "null"],
+)
+async def test_a_bad_description_is_refused_naming_the_field(
+    security_client: TestClient[Any, Any], admin: dict[str, str], description: Any
+) -> None:
+    resp = await security_client.post(
+        "/users/1/api_keys", json={"api_key": {"description": description}}, headers=admin
+    )
+    assert resp.status == 422, await resp.text()
+    assert "description" in await resp.text()
+    listed = await (await security_client.get("/users/1/api_keys", headers=admin)).json()
+    assert listed["items"] == []
+
+
+async def test_wrong_secrets_and_malformed_basic_headers_are_refused_with_401(
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+) -> None:
+    ops = await make_user("ops@example.com", is_admin=True)
+    key = await issue_key(ops["id"], admin)
+
+    async def accepted() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
+
+    await wait_until(accepted)
+    raw = f"{key['key']}:{key['secret']}"
+    cases = {
+        "wrong secret": basic(key, key["secret"][:-1] + ("A" if key["secret"][-1] != "A" else "B")),
+        "unknown key": basic({"key": "KRNOSUCHKEY", "secret": key["secret"]}),
+        "no colon": {"Authorization": "Basic " + base64.b64encode(raw.replace(":", "").encode()).decode()},
+        "empty secret": {"Authorization": "Basic " + base64.b64encode(f"{key['key']}:".encode()).decode()},
+        "empty key": {"Authorization": "Basic " + base64.b64encode(f":{key['secret']}".encode()).decode()},
+        "not base64": {"Authorization": "Basic !!!not-base64!!!"},
+        "not utf-8": {"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode()},
+        "nothing": {"Authorization": "Basic "},
+        "huge": {
+            "Authorization": "Basic " + base64.b64encode(("K" * 6000 + ":" + "s" * 100).encode()).decode()
+        },
+        "control characters": {
+            "Authorization": "Basic " + base64.b64encode(f"{key['key']}\x00:\n".encode()).decode()
+        },
+        "secret with a trailing newline": {
+            "Authorization": "Basic " + base64.b64encode((raw + "\n").encode()).decode()
+        },
+    }
+    for name, headers in cases.items():
+        resp = await notifications_client.get("/tables", headers=headers)
+        assert resp.status == 401, f"{name}: {resp.status}"
+        assert (await resp.json())["type"] == "urn:problem-type:unauthorized", name
+        assert key["secret"] not in await resp.text()
+
+
+async def test_a_non_administrators_key_acts_with_that_users_grants(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+) -> None:
+    ann = await make_user("ann@example.com")
+    key = await issue_key(ann["id"], admin)
+
+    async def accepted() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
+
+    await wait_until(accepted)
+    mail = {"code": "customer_created", "to": "x@example.com", "options": {}}
+    refused = await notifications_client.post("/mails", json=mail, headers=basic(key))
+    assert refused.status == 403  # a mail for no organization needs an administrator
+    assert (await refused.json())["type"] == "urn:problem-type:forbidden"
+    for path in ("/info", "/ksql"):  # ksqlDB's endpoints are the administrators'
+        answer = await notifications_client.request(
+            "GET" if path == "/info" else "POST", path, json={"ksql": "SHOW TABLES;"}, headers=basic(key)
+        )
+        assert answer.status == 403
+        assert (await answer.json())["@type"] == "generic_error"
+
+    # made an administrator, the key acts as one (the key is published again with the user)
+    promoted = await security_client.put(f"/users/{ann['id']}", json={"user": {"admin": True}}, headers=admin)
+    assert promoted.status == 200
+
+    async def admitted() -> bool:
+        resp = await notifications_client.post("/mails", json={**mail, "code": "no_such"}, headers=basic(key))
+        return resp.status == 422  # past the admin check: the template is unknown
+
+    await wait_until(admitted)
+
+
+async def test_deleting_the_user_revokes_their_keys(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+) -> None:
+    ops = await make_user("ops@example.com", is_admin=True)
+    key = await issue_key(ops["id"], admin)
+
+    async def accepted() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
+
+    await wait_until(accepted)
+    assert (await security_client.delete(f"/users/{ops['id']}", headers=admin)).status == 204
+
+    async def refused() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(key))).status == 401
+
+    await wait_until(refused, timeout=1.0)
