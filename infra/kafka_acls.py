@@ -7,7 +7,8 @@ DIR is the broker's folder (.run/kafka-secured): client.env and credentials are 
 
 The rules, one principal per process (User:<name>, the same for PLAIN and SCRAM):
 - each service writes (and may create) only its own topics; only `security` writes `users`,
-  `grants` and `revocations`, so no other principal can put a tombstone on a revocation;
+  `grants`, `revocations` and `api_keys`, so no other principal can put a tombstone on a
+  revocation or publish an API key the notifications API would accept;
 - readers read, and nothing more, the topics they keep views or tables of;
 - the notifications worker reads what it joins and writes only its output (`orders_created`)
   and the dead letters; its consumer group and transactional ids (`<group>.<topic>.<partition>`)
@@ -53,12 +54,12 @@ class Access:
 
 
 ACCESS: dict[str, Access] = {
-    "security": Access(writes=("users", "grants", "revocations"), reads=("revocations",)),
+    "security": Access(writes=("users", "grants", "revocations", "api_keys"), reads=("revocations",)),
     "customers": Access(writes=ENTITIES_OF_CUSTOMERS, reads=("revocations",)),
     "orders": Access(writes=("orders", "invoices"), reads=(*ENTITIES_OF_CUSTOMERS, "revocations")),
     "notifications": Access(  # the API: the tables it serves, and dead letters of poison rows
         writes=("notifications_dead_letters",),
-        reads=("organizations", "customers", "orders_created", "revocations"),
+        reads=("organizations", "customers", "orders_created", "revocations", "api_keys"),
         group="notifications-api",
     ),
     "notifications-worker": Access(
