@@ -65,7 +65,7 @@ async def running(test_env: dict[str, str]) -> AsyncIterator[dict[str, str]]:
                     except aiohttp.ClientError:
                         return False
 
-                await wait_until(ready, timeout=60)
+                await wait_until(ready)
         yield urls
     finally:
         for process in processes:

@@ -14,7 +14,7 @@ from kafka_integration import KafkaSettings
 from materializer import Materializer, Source
 from tests.materializer.conftest import read_committed
 from tests.materializer.topologies import seed_topology
-from tests.support import unique, wait_until
+from tests.support import PATIENCE, unique, wait_until
 
 pytestmark = pytest.mark.usefixtures("seed_topics")
 
@@ -29,7 +29,7 @@ def order(id: int, customer: int = 10, org: int = 13) -> dict[str, Any]:
 async def one_missing_then_a_hundred(producer: Produce, m: Materializer) -> None:
     await producer("organizations", [(13, {"id": 13, "name": "Org"})])
     await producer("customers", [(10, {"id": 10, "name": "Known"})])
-    await m.wait_caught_up(30)
+    await m.wait_caught_up(PATIENCE)
     await producer("orders", [(1, order(1, customer=77))], partition=0)
     await producer("orders", [(i, order(i)) for i in range(2, 102)], partition=0)
 
@@ -55,7 +55,7 @@ async def test_a_missing_customer_holds_only_its_order_and_is_joined_on_another_
     async def parked_on_b() -> bool:
         return b.parked() == 1
 
-    await wait_until(parked_on_b, timeout=30)
+    await wait_until(parked_on_b)
     await producer("customers", [(77, {"id": 77, "name": "Late"})])
     out = await read_committed(kafka, "orders_created", min_count=101)
     assert sorted(o["id"] for o in out) == list(range(1, 102))  # each once
@@ -86,7 +86,7 @@ async def test_live_and_backlog_runs_give_the_same_outputs(
         join_wait_seconds=1.0,
         dead_letter_topic="live_dead",
     )
-    await live.wait_caught_up(30)
+    await live.wait_caught_up(PATIENCE)
     orders = 0
     for i in range(160):  # produced one at a time, rows often a moment after their orders
         roll = rng.random()
@@ -103,7 +103,7 @@ async def test_live_and_backlog_runs_give_the_same_outputs(
             o = order(i, customer=rng.randint(1, 9), org=rng.randint(1, 3))
             await producer("orders", [(rng.randint(1, 12), o)])
         await asyncio.sleep(rng.choice([0.003, 0.003, 0.02, 0.3]))  # distinct times, some gaps
-    await live.wait_caught_up(60, streams=True)
+    await live.wait_caught_up(PATIENCE, streams=True)
     backlog = await start_materializer(
         seed_topology(to_topic="backlog_out"),
         "backlog",
@@ -112,12 +112,12 @@ async def test_live_and_backlog_runs_give_the_same_outputs(
         dead_letter_topic="backlog_dead",
     )
     for m in (live, backlog):
-        await m.wait_caught_up(60, streams=True)
+        await m.wait_caught_up(PATIENCE, streams=True)
 
     async def settled() -> bool:
         return live.parked() == 0 and backlog.parked() == 0
 
-    await wait_until(settled, timeout=30)
+    await wait_until(settled)
     results = []
     for out, dead in (("live_out", "live_dead"), ("backlog_out", "backlog_dead")):
         joined = {

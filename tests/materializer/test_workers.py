@@ -69,7 +69,7 @@ async def test_adding_a_worker_moves_partitions_without_loss_or_repeat(
     async def split() -> bool:
         return bool(a.assignment()) and bool(b.assignment())
 
-    await wait_until(split, timeout=60)
+    await wait_until(split)
     for start in range(3 * step, total, step):  # and after: some of these are b's to join
         await producer("orders", [(i, order(i)) for i in range(start, start + step)])
     out = await read_committed(kafka, "orders_created", min_count=total, timeout=90)

@@ -86,7 +86,7 @@ async def test_an_uncomposable_notification_fails_once_and_a_later_one_still_goe
             await pool.fetchval("SELECT status = 'failed' FROM email_notifications WHERE id = $1", bad)
         )
 
-    await wait_until(failed, timeout=15)
+    await wait_until(failed)
     row = (await _rows(pool))[0]
     assert "control character" in row["error"] and row["failures"] == 0 and row["attempts"] == 0
     later = await _insert(pool, 2, good, "Ada")
@@ -123,7 +123,7 @@ async def test_other_errors_are_retried_a_bounded_number_of_times(
             await pool.fetchval("SELECT status = 'failed' FROM email_notifications WHERE id = $1", ident)
         )
 
-    await wait_until(given_up, timeout=20)
+    await wait_until(given_up)
     row = (await _rows(pool))[0]
     assert row["failures"] == 3 and "database went away" in row["error"]
     assert mails(test_env, to) == []
