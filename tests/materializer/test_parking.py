@@ -21,6 +21,12 @@ pytestmark = pytest.mark.usefixtures("seed_topics")
 Produce = Callable[..., Awaitable[None]]
 Start = Callable[..., Awaitable[Materializer]]
 
+# The join wait (record time) of the order moved between workers: its customer is produced only
+# after one worker has joined the hundred behind it, stopped, and the next has started and parked
+# it again, a gap of wall time that grows with the machine's load. Far beyond that, so that the
+# order is joined, never expired, on any machine (a wait that does expire is the next test's).
+MOVED_ORDER_WAIT_SECONDS = 600.0
+
 
 def order(id: int, customer: int = 10, org: int = 13) -> dict[str, Any]:
     return {"id": id, "po": f"PO-{id}", "organization_id": org, "customer_id": customer}
@@ -43,14 +49,14 @@ async def test_a_missing_customer_holds_only_its_order_and_is_joined_on_another_
         handed.append(row["id"])
 
     topology = seed_topology(on_output=on_output)
-    a = await start_materializer(topology, "a", join_wait_seconds=60.0)
+    a = await start_materializer(topology, "a", join_wait_seconds=MOVED_ORDER_WAIT_SECONDS)
     await one_missing_then_a_hundred(producer, a)
     out = await read_committed(kafka, "orders_created", min_count=100)
     # the 100 came out, and were handed on, while the first is still parked, not behind it
     assert sorted(o["id"] for o in out) == list(range(2, 102)) and a.parked() == 1
     assert sorted(handed) == list(range(2, 102))  # every call counted: once each
     await a.stop()  # the parked order belongs to the partition: a new worker has it
-    b = await start_materializer(topology, "b", join_wait_seconds=60.0)
+    b = await start_materializer(topology, "b", join_wait_seconds=MOVED_ORDER_WAIT_SECONDS)
 
     async def parked_on_b() -> bool:
         return b.parked() == 1
