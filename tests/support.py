@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # an email sent, a worker's progress) before it calls that a failure. Each wait ends as soon as
 # its condition holds, so the bound costs nothing when the test passes; it only has to be beyond
 # what the slowest machine the suite runs on needs: a step of a second or two on a quiet 2-core
-# machine takes several times that with both cores busy (issue 19), and a bound of 10 s was
-# crossed there. A wait that must stay short says so with its own named constant.
+# machine takes several times that with both cores busy (issue 19), close to the 10-30 s the
+# waits had. A wait that must stay short says so with its own named constant.
 PATIENCE = 60.0
 
 
