@@ -221,7 +221,7 @@ async def test_on_output_gets_each_record_with_its_source(
     async def deliver(output: dict[str, Any], source: Source) -> None:
         seen.append((output["id"], source))
 
-    await start_materializer(seed_topology(on_output=deliver, to_topic=None))
+    m = await start_materializer(seed_topology(on_output=deliver, to_topic=None))
     await producer("organizations", [(13, {"id": 13, "name": "Org"})])
     await producer("customers", [(10, {"id": 10, "name": "C"})])
     await producer("orders", [(i, order(i)) for i in range(20)], partition=1)
@@ -230,6 +230,8 @@ async def test_on_output_gets_each_record_with_its_source(
         return len(seen) >= 20
 
     await wait_until(all_seen)
+    # committed to the end: every call there will be has been made (a repeat counts, and fails)
+    await m.wait_caught_up(PATIENCE, streams=True)
     assert [i for i, _ in seen] == list(range(20))  # in partition order
     assert [s.offset for _, s in seen] == list(range(20))
     assert {(s.topic, s.partition) for _, s in seen} == {("orders", 1)}
@@ -265,12 +267,14 @@ async def test_a_failing_callback_is_retried_and_the_topic_output_stays_exactly_
     await producer("organizations", [(13, {"id": 13, "name": "Org"})])
     await producer("customers", [(10, {"id": 10, "name": "C"})])
     await producer("orders", [(i, order(i)) for i in range(15)], partition=2)
-    out = await read_committed(kafka, "orders_created", min_count=15)
+    await read_committed(kafka, "orders_created", min_count=15)
 
     async def all_seen() -> bool:
         return set(seen) == set(range(15))
 
     await wait_until(all_seen)
+    await m.wait_caught_up(PATIENCE, streams=True)  # every call and output there will be is made
+    out = await read_committed(kafka, "orders_created")  # read again: a repeat counts, and fails
     assert failed == [7]
     assert sorted(o["id"] for o in out) == list(range(15))  # the aborted transaction left nothing
     assert seen[-8:] == list(range(7, 15))  # redelivered from the committed offset, in order
