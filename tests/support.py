@@ -30,6 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PATIENCE = 60.0
 
 
+def patient_parties(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with the orders service's bounds on reading the parties' topics (orders/parties.py)
+    raised to PATIENCE. Read-your-writes across services ("created there, accepted here at once";
+    "deleted there, refused here by the very next order") holds only if the view reads to the
+    broker's end within the bound: 5 s for an unknown id (then 503), 1 s for a known one (then
+    accepted on the stale view, the documented fallback), and a busy machine taking longer would
+    fail such a test. With Kafka up, a bound is reached only if reading is slow, never waited out;
+    a test that stops Kafka and relies on the fallback sets the production bounds itself."""
+    return {**env, "KNOWN_PARTIES_WAIT_SECONDS": str(PATIENCE), "KNOWN_PARTIES_FRESH_SECONDS": str(PATIENCE)}
+
+
 def start_infra(kafka_nodes: int = 1) -> dict[str, str]:
     """Start (or find) the local Kafka (one node, or the three-node cluster), PostgreSQL and SMTP
     sink with the project's own script, unless the environment already points at them; returns
