@@ -56,4 +56,6 @@ lint: install
 	$(VENV)/bin/mypy .
 
 clean: infra-down
+	@# a checkout in a private folder keeps its PostgreSQL in /var/tmp (infra/postgres.sh)
+	if [ -L .run/postgres ]; then rm -rf "$$(dirname "$$(readlink -f .run/postgres)")"; fi
 	rm -rf .run

@@ -8,6 +8,37 @@ PORT="${PGPORT:-15432}"
 DIR="$RUN/postgres"
 DATA="$DIR/data"
 
+# As root, the cluster belongs to the `postgres` user, who must be able to reach its folder. A
+# checkout inside a folder only its owner may enter (`mktemp -d` makes them 0700) cannot hold it,
+# so the cluster then lives in /var/tmp, under a name made from the run folder's path, and
+# .run/postgres is a link to it (its logs stay where the README says).
+AWAY="/var/tmp/kafka-and-python-$(printf %s "$RUN" | sha256sum | cut -c1-12)/postgres"
+
+reachable() {
+  runuser -u postgres -- test -x "$1" 2>/dev/null
+}
+
+# place: point DIR and DATA at the folder the cluster lives in (start makes it when needed)
+place() {
+  if [ -L "$DIR" ]; then
+    DIR=$(readlink -f "$DIR")
+  elif [ "$(id -u)" = 0 ] && [ "${1:-}" = make ] && ! reachable "$RUN"; then
+    if [ -f "$DIR/data/PG_VERSION" ]; then
+      log "the postgres user can no longer enter $RUN (a parent folder became private), where the cluster is:" \
+          "give it back with chmod o+x on each parent folder, or delete $DIR to start a new cluster"
+      exit 1
+    fi
+    log "the postgres user cannot enter $RUN (a parent folder is private to its owner), so the" \
+        "cluster lives in $AWAY, linked from $DIR"
+    rm -rf "$DIR"  # what a start that failed here left (an initdb log), never a cluster
+    mkdir -p "$AWAY"
+    chown postgres: "$AWAY"
+    ln -s "$AWAY" "$DIR"
+    DIR=$AWAY
+  fi
+  DATA="$DIR/data"
+}
+
 bindir() {
   local dir
   dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -41,12 +72,13 @@ ready() {
 
 start() {
   BIN=$(bindir)
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+  fi
+  place make
   if [ -f "$DATA/postmaster.pid" ] && ready; then
     log "postgres already running on 127.0.0.1:$PORT"
     return 0
-  fi
-  if [ "$(id -u)" = 0 ]; then
-    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
   fi
   mkdir -p "$DIR"
   [ "$(id -u)" = 0 ] && chown postgres: "$DIR"
@@ -80,6 +112,7 @@ CONF
 
 stop() {
   BIN=$(bindir)
+  place
   if [ -f "$DATA/postmaster.pid" ]; then
     as_owner "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
   fi
@@ -88,6 +121,7 @@ stop() {
 
 status() {
   BIN=$(bindir)
+  place
   [ -f "$DATA/postmaster.pid" ] && ready
 }
 

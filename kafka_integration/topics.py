@@ -51,7 +51,10 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> 
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [s.new_topic(settings) for s in specs if settings.topic(s.name) not in existing]
+        wanted: dict[str, TopicSpec] = {}
+        for spec in specs:  # a topic named twice (a table's source also read as a stream): the first
+            wanted.setdefault(settings.topic(spec.name), spec)  # (Kafka refuses a duplicate name)
+        missing = [spec.new_topic(settings) for name, spec in wanted.items() if name not in existing]
         if not missing:
             return []
         try:

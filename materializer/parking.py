@@ -23,9 +23,10 @@ class ParkingLot:
 
     def __init__(self) -> None:
         self._queues: dict[bytes | None, deque[Record]] = {}
+        self._size = 0  # kept, not summed: the partition loop asks for it before every record
 
     def __len__(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return self._size
 
     def __iter__(self) -> Iterator[Record]:
         for queue in self._queues.values():
@@ -35,6 +36,7 @@ class ParkingLot:
         """Put back the records parked before a restart or a rebalance (one per offset, any order)."""
         for record in sorted(records, key=lambda r: r.offset):
             self._queues.setdefault(record.key, deque()).append(record)
+        self._size += len(records)
 
     def admit(self, engine: Engine, record: Record, aligned: Callable[[], int]) -> Outcome | None:
         """A new record, the tables read to its time: its outcome, or None when it is parked
@@ -43,6 +45,7 @@ class ParkingLot:
         queue = self._queues.get(record.key)
         if queue:
             queue.append(record)
+            self._size += 1
             return None
         outcome = engine.decide(record)
         if not outcome.wait:
@@ -51,6 +54,7 @@ class ParkingLot:
         if settled is not None:
             return settled
         self._queues[record.key] = deque([record])
+        self._size += 1
         return None
 
     def release(self, engine: Engine, aligned: int) -> list[tuple[Record, Outcome]]:
@@ -64,6 +68,7 @@ class ParkingLot:
                 if outcome is None:
                     break
                 out.append((queue.popleft(), outcome))
+                self._size -= 1
             if not queue:
                 del self._queues[key]
         return out

@@ -143,3 +143,45 @@ def test_postgres_listens_on_the_port_asked_now_not_the_one_its_folder_was_made_
     finally:
         script("stop", second, check=False)
         shutil.rmtree(run, ignore_errors=True)
+
+
+def test_postgres_starts_from_a_checkout_inside_a_private_folder(tmp_path: Path) -> None:
+    """A clone inside a folder only its owner may enter (`mktemp -d`, pytest's tmp_path: 0700):
+    the `postgres` user cannot reach the run folder there, and initdb failed with "Permission
+    denied" on its password file. The cluster now lives in /var/tmp, linked from the run folder."""
+    import hashlib
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("the cluster belongs to another user only when the scripts run as root")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    run = private / "checkout" / ".run"
+    away = Path("/var/tmp") / f"kafka-and-python-{hashlib.sha256(str(run).encode()).hexdigest()[:12]}"
+    port = _free_port()
+
+    def script(command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "RUN_DIR": str(run), "PGPORT": str(port)}
+        return subprocess.run(
+            ["bash", str(ROOT / "infra" / "postgres.sh"), command],
+            env=env,
+            check=check,
+            timeout=120,
+            capture_output=True,
+            text=True,
+        )
+
+    try:
+        started = script("start")
+        assert "cannot enter" in started.stderr and str(away) in started.stderr
+        assert (run / "postgres").is_symlink() and (run / "postgres" / "data" / "PG_VERSION").is_file()
+        assert _listening_addresses(port) == {"127.0.0.1"}
+        again = script("start")  # a second start finds it through the link
+        assert "already running" in again.stderr
+        script("stop")
+        assert _listening_addresses(port) == set()
+        assert script("start").returncode == 0  # and starts it again from there
+    finally:
+        script("stop", check=False)
+        shutil.rmtree(away, ignore_errors=True)
