@@ -121,7 +121,7 @@ async def serve() -> AsyncIterator[Callable[[web.Application], Any]]:
             async def revocations_read() -> bool:
                 return (await client.get("/health")).status == 200
 
-            await wait_until(revocations_read, timeout=30)
+            await wait_until(revocations_read)
         return client
 
     yield start

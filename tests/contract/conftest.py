@@ -4,6 +4,7 @@ from its own threads), with one database schema and topic prefix for the test.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
@@ -37,11 +38,17 @@ def create_apps(env: dict[str, str]) -> dict[str, web.Application]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: each socket stays bound until all are chosen (one closed
+    before the next bind could be handed out again, two services given the same port: the
+    second fails to start and its /health is answered by the first)."""
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        for _ in range(count):
+            s = stack.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 @pytest.fixture
@@ -49,8 +56,7 @@ async def running(test_env: dict[str, str]) -> AsyncIterator[dict[str, str]]:
     """Base URL of each service, once its /health says it is ready."""
     processes: list[asyncio.subprocess.Process] = []
     urls: dict[str, str] = {}
-    for name in SERVICES:
-        port = _free_port()
+    for name, port in zip(SERVICES, _free_ports(len(SERVICES)), strict=True):
         env = {**os.environ, **test_env, "HOST": "127.0.0.1", "PORT": str(port)}
         processes.append(await asyncio.create_subprocess_exec(sys.executable, "-m", name, env=env, cwd=ROOT))
         urls[name] = f"http://127.0.0.1:{port}"
@@ -65,7 +71,7 @@ async def running(test_env: dict[str, str]) -> AsyncIterator[dict[str, str]]:
                     except aiohttp.ClientError:
                         return False
 
-                await wait_until(ready, timeout=60)
+                await wait_until(ready)
         yield urls
     finally:
         for process in processes:

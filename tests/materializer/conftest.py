@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from kafka_integration import KafkaSettings, TopicMetadata, TopicSpec, ensure_topics
 from materializer import Materializer, MaterializerSettings, Topology
-from tests.support import unique
+from tests.support import PATIENCE, unique
 
 PARTITIONS = 3
 Value = dict[str, Any] | bytes | None
@@ -87,7 +87,7 @@ async def start_materializer(
 
 
 async def read_committed(
-    kafka: KafkaSettings, topic: str, *, min_count: int = 0, timeout: float = 30.0
+    kafka: KafkaSettings, topic: str, *, min_count: int = 0, timeout: float = PATIENCE
 ) -> list[dict[str, Any]]:
     """Every committed record of a logical topic (value parsed, plus _key/_partition/_offset),
     waiting up to `timeout` for at least `min_count`."""

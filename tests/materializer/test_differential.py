@@ -230,7 +230,7 @@ async def test_materializer_agrees_with_kafka_streams_versioned_joins(
     async def nothing_parked() -> bool:
         return now.parked() == 0 and wait.parked() == 0
 
-    await wait_until(nothing_parked, timeout=30)
+    await wait_until(nothing_parked)
 
     async def reference_finished() -> bool:  # 3 inputs and 4 repartition topics
         return await reference_done(kafka, app_id, 7)

@@ -13,7 +13,7 @@ from kafka_integration import KafkaSettings
 from materializer import Materializer, NotStarted, Source, Topology
 from tests.materializer.conftest import read_committed
 from tests.materializer.topologies import seed_topology
-from tests.support import wait_until
+from tests.support import PATIENCE, wait_until
 
 pytestmark = pytest.mark.usefixtures("seed_topics")
 
@@ -43,7 +43,7 @@ async def test_seed_diagram_customer_renamed_from_a_to_b(
     assert by_id[1]["customer_name"] == "A" and by_id[2]["customer_name"] == "B"
     assert by_id[2]["organization_name"] == "SuperCompany" and by_id[2]["_key"] == "2"
     assert len(out) == 2
-    await m.wait_caught_up(30)
+    await m.wait_caught_up(PATIENCE)
     assert m.table("customers_table").get("10")["name"] == "B"  # type: ignore[index]
     assert m.table("customer_created").get("10") is None  # action is now 'updated'
 
@@ -63,7 +63,7 @@ async def test_customer_created_just_before_its_order_is_always_joined(
     # proves the tables were caught up to the order's time before the join.
     m = await start_materializer(seed_topology(), join_wait_seconds=0.0)
     await producer("organizations", [(13, {"id": 13, "name": "Org"})])
-    await m.wait_caught_up(30)
+    await m.wait_caught_up(PATIENCE)
     pairs = 150
 
     async def pair(i: int) -> None:
@@ -92,7 +92,7 @@ async def test_nulls_tombstones_and_filters_on_the_broker(
             (3, None),
         ],
     )
-    await m.wait_caught_up(30)
+    await m.wait_caught_up(PATIENCE)
     table = m.table("customers_table")
     assert table.get(1) == {"id": 1, "name": "A", "last_name": "Z", "email": "a@x", "action": "updated"}
     assert table.get(3) is None and len(table) == 2
@@ -133,7 +133,7 @@ async def test_a_row_arriving_late_is_joined(
     m = await start_materializer(seed_topology(), join_wait_seconds=30.0)
     await producer("organizations", [(13, {"id": 13, "name": "Org"})])
     await producer("orders", [(1, order(1, customer=77))])
-    await wait_until(_waiting_on(m), timeout=20)
+    await wait_until(_waiting_on(m))
     await producer("customers", [(77, {"id": 77, "name": "Late"})])
     [out] = await read_committed(kafka, "orders_created", min_count=1)
     assert out["customer_name"] == "Late"
@@ -195,7 +195,7 @@ async def test_rebuild_after_deleting_the_state_folder_gives_the_same_tables(
     topo = seed_topology()
 
     async def snapshot(m: Materializer) -> dict[str, Any]:
-        await m.wait_caught_up(60)
+        await m.wait_caught_up(PATIENCE)
         return {name: dict(m.table(name).items()) for name in ("organizations_table", "customers_table")}
 
     async with Materializer(topo, settings) as m:
@@ -221,7 +221,7 @@ async def test_on_output_gets_each_record_with_its_source(
     async def deliver(output: dict[str, Any], source: Source) -> None:
         seen.append((output["id"], source))
 
-    await start_materializer(seed_topology(on_output=deliver, to_topic=None))
+    m = await start_materializer(seed_topology(on_output=deliver, to_topic=None))
     await producer("organizations", [(13, {"id": 13, "name": "Org"})])
     await producer("customers", [(10, {"id": 10, "name": "C"})])
     await producer("orders", [(i, order(i)) for i in range(20)], partition=1)
@@ -229,7 +229,9 @@ async def test_on_output_gets_each_record_with_its_source(
     async def all_seen() -> bool:
         return len(seen) >= 20
 
-    await wait_until(all_seen, timeout=30)
+    await wait_until(all_seen)
+    # committed to the end: every call there will be has been made (a repeat counts, and fails)
+    await m.wait_caught_up(PATIENCE, streams=True)
     assert [i for i, _ in seen] == list(range(20))  # in partition order
     assert [s.offset for _, s in seen] == list(range(20))
     assert {(s.topic, s.partition) for _, s in seen} == {("orders", 1)}
@@ -241,11 +243,11 @@ async def test_memory_state_rebuilds_on_each_start(
     await producer("organizations", [(13, {"id": 13, "name": "Org"})])
     await producer("customers", [(10, {"id": 10, "name": "C"})])
     first = await start_materializer(seed_topology(), "x", state="memory")
-    await first.wait_caught_up(30)
+    await first.wait_caught_up(PATIENCE)
     assert first.table("organizations_table").get(13) == {"id": 13, "name": "Org"}
     await first.stop()
     second = await start_materializer(seed_topology(), "x", state="memory")
-    await second.wait_caught_up(30)
+    await second.wait_caught_up(PATIENCE)
     assert second.table_records_in == 2 and len(second.table("customers_table")) == 1
 
 
@@ -265,12 +267,14 @@ async def test_a_failing_callback_is_retried_and_the_topic_output_stays_exactly_
     await producer("organizations", [(13, {"id": 13, "name": "Org"})])
     await producer("customers", [(10, {"id": 10, "name": "C"})])
     await producer("orders", [(i, order(i)) for i in range(15)], partition=2)
-    out = await read_committed(kafka, "orders_created", min_count=15)
+    await read_committed(kafka, "orders_created", min_count=15)
 
     async def all_seen() -> bool:
         return set(seen) == set(range(15))
 
-    await wait_until(all_seen, timeout=30)
+    await wait_until(all_seen)
+    await m.wait_caught_up(PATIENCE, streams=True)  # every call and output there will be is made
+    out = await read_committed(kafka, "orders_created")  # read again: a repeat counts, and fails
     assert failed == [7]
     assert sorted(o["id"] for o in out) == list(range(15))  # the aborted transaction left nothing
     assert seen[-8:] == list(range(7, 15))  # redelivered from the committed offset, in order
@@ -283,7 +287,7 @@ async def test_start_with_kafka_unreachable_serves_the_stored_tables(
     await producer("customers", [(10, {"id": 10, "name": "Stored"})])
     settings = settings_for()
     async with Materializer(seed_topology(), settings) as m:
-        await m.wait_caught_up(30)
+        await m.wait_caught_up(PATIENCE)
     import dataclasses
 
     down = dataclasses.replace(settings, kafka=dataclasses.replace(kafka, bootstrap_servers="127.0.0.1:1"))

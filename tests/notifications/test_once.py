@@ -34,7 +34,7 @@ async def _settled(pool: asyncpg.Pool) -> None:
     async def nothing_left() -> bool:
         return not await pool.fetchval("SELECT count(*) FROM email_notifications WHERE status <> 'sent'")
 
-    await wait_until(nothing_left, timeout=30)
+    await wait_until(nothing_left)
 
 
 async def test_the_same_record_handed_to_the_handler_twice_sends_one_email(

@@ -5,6 +5,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.support import patient_parties
+
+
+@pytest.fixture
+def test_env(test_env: dict[str, str]) -> dict[str, str]:
+    """Read-your-writes across services is what these tests check (tests.support.patient_parties)."""
+    return patient_parties(test_env)
+
 
 @pytest.fixture
 async def parties(customers_client: TestClient[Any, Any]) -> tuple[int, int]:

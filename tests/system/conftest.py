@@ -16,14 +16,15 @@ from aiohttp.test_utils import TestClient
 
 from notifications.config import WorkerConfig
 from notifications.worker import running_worker
-from tests.support import ROOT, unique
+from tests.support import ROOT, patient_parties, unique
 
 
 @pytest.fixture
 def test_env(test_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """The whole system's variables: the services' and the worker's."""
+    """The whole system's variables: the services' and the worker's (orders placed for parties
+    created a moment ago: tests.support.patient_parties)."""
     return {
-        **test_env,
+        **patient_parties(test_env),
         "MATERIALIZER_STATE_DIR": str(tmp_path / "state"),
         "CONSUMER_GROUP": unique("notifications-"),
         "JOIN_WAIT_SECONDS": "20",
