@@ -83,7 +83,7 @@ async def test_pages_need_an_administrator_and_the_cookie_is_httponly_and_samesi
     async def refused() -> bool:
         return (await console.get("/", allow_redirects=False)).status == 303
 
-    await wait_until(refused, timeout=30)
+    await wait_until(refused)
 
 
 async def test_a_user_without_administrator_rights_is_refused(

@@ -10,14 +10,14 @@ import pytest
 from kafka_integration import KafkaSettings, TopicMetadata, TopicMissing, TopicSpec, ensure_topics
 from materializer import MemoryState, RocksState, Store
 from materializer.state import restore
-from tests.support import unique
+from tests.support import PATIENCE, unique
 
 
 async def test_partitions_of_a_topic_created_a_moment_ago(kafka: KafkaSettings) -> None:
     name = unique("fresh_")
     await ensure_topics(kafka, [TopicSpec(name, partitions=5, compacted=False)])
     async with TopicMetadata(kafka) as metadata:
-        tps = await metadata.wait_partitions(kafka.topic(name), timeout=30)
+        tps = await metadata.wait_partitions(kafka.topic(name), timeout=PATIENCE)
         counts = await metadata.partition_counts()
     assert [tp.partition for tp in tps] == [0, 1, 2, 3, 4]
     assert {tp.topic for tp in tps} == {kafka.topic(name)}

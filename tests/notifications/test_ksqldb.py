@@ -32,7 +32,7 @@ async def _customer(customers: TestClient[Any, Any], api: TestClient[Any, Any], 
     async def materialized() -> bool:
         return (await api.get(f"/tables/customers_table/{customer['id']}")).status == 200
 
-    await wait_until(materialized, timeout=30)
+    await wait_until(materialized)
     return customer
 
 

@@ -165,7 +165,7 @@ async def test_a_tombstone_on_revocations_from_anyone_but_security_is_refused(
         resp = await customers.get("/organizations", headers=Tokens.header(token))
         return resp.status == 401
 
-    await wait_until(refused, timeout=20)
+    await wait_until(refused)
 
     attacker = AIOKafkaProducer(**KafkaSettings.from_env(as_principal(user)).client_kwargs())
     await attacker.start()
@@ -209,7 +209,7 @@ async def test_writing_a_topic_one_does_not_own_is_refused_clearly(
         health = await (await wrong.get("/health")).json()
         return bool(health["outbox_refused"] >= 1 and health["outbox_backlog"] >= 1)
 
-    await wait_until(counted, timeout=30)
+    await wait_until(counted)
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("Kafka refuses SASL_USERNAME='orders'" in e and "TopicAuthorization" in e for e in errors)
     metrics = await (await wrong.get("/metrics")).text()

@@ -68,7 +68,7 @@ async def test_a_push_query_streams_an_order_placed_after_it_started_until_its_l
             r["po"] == "before" for r in (await (await api.get("/tables/orders_created")).json())["items"]
         )
 
-    await wait_until(joined_before, timeout=30)
+    await wait_until(joined_before)
     where = f"organization_id = {org['id']}"
     sql = f"SELECT po, organization_name FROM orders_created WHERE {where} EMIT CHANGES LIMIT 1;"
     resp = await api.post("/query", json={"ksql": sql, "streamsProperties": {}})
@@ -155,7 +155,7 @@ async def test_ksql_python_ng_shows_describes_and_pulls_a_customer(
     async def materialized() -> bool:
         return (await api.get(f"/tables/customers_table/{person['id']}")).status == 200
 
-    await wait_until(materialized, timeout=30)
+    await wait_until(materialized)
     sql = f"SELECT * FROM customers_table WHERE id = {person['id']};"
     chunks = await asyncio.to_thread(lambda: list(ksql_client.query(sql, use_http2=False)))
     answer = json.loads("".join(chunks))  # /query's documented v1 array; see the README on parse=True
