@@ -222,3 +222,21 @@ def _jti(token: str) -> str:
     import jwt
 
     return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+
+@pytest.mark.parametrize("user", ["customers", "orders", "notifications", "notifications-worker"])
+async def test_an_api_key_published_by_anyone_but_security_is_refused(as_principal: Env, user: str) -> None:
+    """The notifications API accepts what the `api_keys` topic holds: a key forged there by
+    another principal would let its holder in, so only security may write it."""
+    settings = KafkaSettings.from_env(as_principal(user))
+    forger = AIOKafkaProducer(**settings.client_kwargs())
+    await forger.start()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await forger.send_and_wait(
+                settings.topic("api_keys"),
+                key=b"forged",
+                value=b'{"key": "forged", "secret_sha256": "00", "admin": true, "orgs": {}}',
+            )
+    finally:
+        await forger.stop()
