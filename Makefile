@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-secured test-faults test-browser install infra infra-down lint bench clean
+.PHONY: run test test-secured test-faults test-browser test-contract install infra infra-down lint bench clean
 
 # pip without -q: each package it downloads is listed with its size (and a progress bar on a terminal).
 $(VENV)/.installed: pyproject.toml
@@ -45,6 +45,12 @@ test-faults: install
 ## chromium chromium-driver; screenshots in .run/screenshots/). Not in `make test`.
 test-browser: install
 	$(PY) -m pytest --browser tests/browser $(PYTEST_ARGS)
+
+## The API contract: Schemathesis's examples, coverage, fuzzing and stateful links over every
+## declared operation of the four running services (about 5 minutes on two cores).
+test-contract: install
+	bash infra/up.sh
+	$(PY) -m pytest --contract tests/contract $(PYTEST_ARGS)
 
 infra: install
 	bash infra/up.sh

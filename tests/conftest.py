@@ -34,6 +34,7 @@ collect_ignore = [] if os.environ.get("KAFKA_SECURITY") == "sasl_ssl" else ["sec
 OPTIONAL_SUITES = {
     "faults": "the three-node fault suite; `make test-faults`",
     "browser": "pages opened in a real browser (Chromium); `make test-browser`",
+    "contract": "Schemathesis over every declared operation of the four APIs; `make test-contract`",
 }
 HERE = Path(__file__).parent
 
