@@ -410,8 +410,12 @@ async def list_api_keys(pool: asyncpg.Pool, user_id: int, after: int, limit: int
 
 
 async def revoke_api_key(pool: asyncpg.Pool, user_id: int, key_id: int) -> Row:
-    """Delete the key and tombstone it on the topic: it stops working wherever it is checked."""
+    """Delete the key and tombstone it on the topic: it stops working wherever it is checked.
+    Under the user's lock, as every write that publishes the user's keys: a change of the user
+    that read the key before this delete committed would otherwise publish it after the
+    tombstone (the outbox is written at commit), and the key would be accepted again for ever."""
     async with unit_of_work(pool) as uow:
+        await _lock_user(uow.conn, user_id)
         found = await uow.conn.fetchrow(
             f"DELETE FROM api_keys WHERE user_id = $1 AND id = $2 RETURNING {API_KEY_COLUMNS}",
             user_id,

@@ -4,6 +4,7 @@ and refused there within a second of their revocation."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from collections.abc import Callable
@@ -234,3 +235,76 @@ async def test_deleting_the_user_revokes_their_keys(
         return (await notifications_client.get("/tables", headers=basic(key))).status == 401
 
     await wait_until(refused)  # how soon is a figure, not a bound: bench.key_revocation
+
+
+async def test_a_key_revoked_while_its_user_changes_is_never_published_again(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+    test_env: dict[str, str],
+    kafka: KafkaSettings,
+) -> None:
+    """A user change republishes the user's keys; a revocation that commits between that
+    change's read of the keys and its commit must not be overtaken by the republished key (the
+    tombstone would come first and the key would be accepted again, for ever: it is no longer
+    in the database, so it cannot even be revoked again). Both writes are held at the outbox
+    (a lock on it) until both are under way, the revocation first."""
+    ops = await make_user("ops@example.com", is_admin=True)
+    key = await issue_key(ops["id"], admin)
+
+    async def accepted() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
+
+    await wait_until(accepted)
+    schema = test_env["DATABASE_SCHEMA"]
+    blocker = await asyncpg.connect(test_env["DATABASE_URL"])
+    watcher = await asyncpg.connect(test_env["DATABASE_URL"])
+
+    def waiting(count: int) -> Callable[[], Any]:
+        async def check() -> bool:
+            found = await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()"
+            )
+            return int(found) >= count
+
+        return check
+
+    try:
+        held = blocker.transaction()
+        await held.start()
+        await blocker.execute(f'LOCK TABLE "{schema}".kafka_outbox IN EXCLUSIVE MODE')
+        revoke = asyncio.create_task(
+            security_client.delete(f"/users/{ops['id']}/api_keys/{key['id']}", headers=admin)
+        )
+        await wait_until(waiting(1))  # the revocation has deleted the key and waits to write its event
+        grant = asyncio.create_task(
+            security_client.post(
+                f"/users/{ops['id']}/grants",
+                json={"grant": {"organization_id": 5, "role": "member"}},
+                headers=admin,
+            )
+        )
+        await wait_until(waiting(2))
+        await held.rollback()
+        assert (await revoke).status == 204
+        assert (await grant).status == 201
+    finally:
+        await blocker.close()
+        await watcher.close()
+
+    async def relayed() -> bool:
+        published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+        tombstoned = bool(published) and published[-1].value is None
+        return tombstoned or any(m.value is not None and m.value["orgs"] for m in published)
+
+    await wait_until(relayed)  # the tombstone is there, or the key republished with the grant
+    published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+    assert published[-1].value is None, published[-1]  # the key's last word is its tombstone
+
+    async def refused() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(key))).status == 401
+
+    await wait_until(refused)
