@@ -308,3 +308,77 @@ async def test_a_key_revoked_while_its_user_changes_is_never_published_again(
         return (await notifications_client.get("/tables", headers=basic(key))).status == 401
 
     await wait_until(refused)
+
+
+async def test_a_key_loses_what_its_user_loses_demoted_or_a_grant_taken(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+    kafka: KafkaSettings,
+) -> None:
+    ops = await make_user("ops@example.com", is_admin=True)
+    granted = await security_client.post(
+        f"/users/{ops['id']}/grants", json={"grant": {"organization_id": 5, "role": "member"}}, headers=admin
+    )
+    assert granted.status == 201
+    key = await issue_key(ops["id"], admin)
+
+    async def info_status() -> int:
+        return (await notifications_client.get("/info", headers=basic(key))).status
+
+    async def admitted() -> bool:
+        return await info_status() == 200
+
+    await wait_until(admitted)
+    demoted = await security_client.put(f"/users/{ops['id']}", json={"user": {"admin": False}}, headers=admin)
+    assert demoted.status == 200
+
+    async def forbidden() -> bool:
+        return await info_status() == 403
+
+    await wait_until(forbidden)  # the key is an administrator's no more
+    for path, body in (("/ksql", {"ksql": "LIST TOPICS;"}), ("/query", {"ksql": "SELECT * FROM customers_table;"})):
+        resp = await notifications_client.post(path, json=body, headers=basic(key))
+        assert resp.status == 403, path
+
+    taken = await security_client.delete(f"/users/{ops['id']}/grants/5", headers=admin)
+    assert taken.status == 204
+
+    async def republished_without_the_grant() -> bool:
+        published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+        last = published[-1].value if published else None
+        return last is not None and last["orgs"] == {} and last["admin"] is False
+
+    await wait_until(republished_without_the_grant)
+
+
+async def test_a_revoked_key_stays_refused_by_a_notifications_api_started_afterwards(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+    test_env: dict[str, str],
+    serve: Callable[..., Any],
+) -> None:
+    ops = await make_user("ops@example.com", is_admin=True)
+    kept, revoked = await issue_key(ops["id"], admin), await issue_key(ops["id"], admin)
+
+    async def both_accepted() -> bool:
+        answers = [(await notifications_client.get("/info", headers=basic(k))).status for k in (kept, revoked)]
+        return answers == [200, 200]
+
+    await wait_until(both_accepted)
+    resp = await security_client.delete(f"/users/{ops['id']}/api_keys/{revoked['id']}", headers=admin)
+    assert resp.status == 204
+
+    async def refused() -> bool:
+        return (await notifications_client.get("/info", headers=basic(revoked))).status == 401
+
+    await wait_until(refused)
+    await notifications_client.close()  # the API restarts: it reads api_keys whole, tombstone too
+    restarted = await serve(create_app(Config.from_env(test_env)))
+    assert (await restarted.get("/info", headers=basic(revoked))).status == 401
+    assert (await restarted.get("/info", headers=basic(kept))).status == 200
