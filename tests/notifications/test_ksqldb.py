@@ -259,3 +259,48 @@ async def test_non_administrators_and_strangers_get_ksqldb_shaped_401_and_403(
             assert refused.status == 401, (path, headers)
             _ksql_error(await refused.json(content_type=None), 401)
             assert customer["email"] not in await refused.text()
+
+
+async def test_describe_extended_in_ksqldbs_own_order_describes_the_source(api: TestClient[Any, Any]) -> None:
+    """ksqlDB's syntax is `DESCRIBE [EXTENDED] name` (and `SHOW STREAMS EXTENDED`)."""
+    resp = await api.post("/ksql", json={"ksql": "DESCRIBE EXTENDED customers_table; SHOW STREAMS EXTENDED;"})
+    assert resp.status == 200, await resp.text()
+    described, shown = await resp.json()
+    assert described["sourceDescription"]["name"] == "CUSTOMERS_TABLE"
+    assert described["statementText"] == "DESCRIBE EXTENDED customers_table;"
+    assert shown["@type"] == "streams"
+    for text in ("DESCRIBE EXTENDED;", "DESCRIBE EXTENDED EXTENDED customers_table;"):
+        refused = await api.post("/ksql", json={"ksql": text})
+        assert refused.status == 400, text
+        _ksql_error(await refused.json(content_type=None), 400, "statement_error")
+
+
+async def test_a_pull_query_by_key_answers_as_its_where_reads_whatever_the_literals_spelling(
+    api: TestClient[Any, Any], customers_client: TestClient[Any, Any]
+) -> None:
+    """`id = 010`, `id = 10.0` and `id = 1e1` are `id = 10` as the WHERE compares: the row is
+    answered, as it is by a scan (`NOT id <> 10`), not looked up under the key "010"."""
+    customer = await _customer(customers_client, api, f"{unique('key')}@example.com")
+    ident = customer["id"]
+    for literal in (f"0{ident}", f"{ident}.0", f"{ident}e0", str(ident)):
+        for where in (f"id = {literal}", f"{literal} = id", f"NOT id <> {literal}"):
+            resp = await api.post("/query", json={"ksql": f"SELECT id FROM customers_table WHERE {where};"})
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())[1:] == [{"row": {"columns": [ident]}}], where
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SHOW STREAMS EXTENDED;",
+        "show\nstreams -- a comment\n;",
+        "SHOW /* c */ STREAMS;",
+        "LIST STREAMS EXTENDED;",
+    ],
+)
+async def test_show_reads_as_list_does_extended_comments_and_newlines(
+    api: TestClient[Any, Any], text: str
+) -> None:
+    resp = await api.post("/ksql", json={"ksql": text})
+    assert resp.status == 200, await resp.text()
+    assert [e["@type"] for e in await resp.json()] == ["streams"]
