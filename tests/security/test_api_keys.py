@@ -339,7 +339,10 @@ async def test_a_key_loses_what_its_user_loses_demoted_or_a_grant_taken(
         return await info_status() == 403
 
     await wait_until(forbidden)  # the key is an administrator's no more
-    for path, body in (("/ksql", {"ksql": "LIST TOPICS;"}), ("/query", {"ksql": "SELECT * FROM customers_table;"})):
+    for path, body in (
+        ("/ksql", {"ksql": "LIST TOPICS;"}),
+        ("/query", {"ksql": "SELECT * FROM customers_table;"}),
+    ):
         resp = await notifications_client.post(path, json=body, headers=basic(key))
         assert resp.status == 403, path
 
@@ -367,7 +370,9 @@ async def test_a_revoked_key_stays_refused_by_a_notifications_api_started_afterw
     kept, revoked = await issue_key(ops["id"], admin), await issue_key(ops["id"], admin)
 
     async def both_accepted() -> bool:
-        answers = [(await notifications_client.get("/info", headers=basic(k))).status for k in (kept, revoked)]
+        answers = [
+            (await notifications_client.get("/info", headers=basic(k))).status for k in (kept, revoked)
+        ]
         return answers == [200, 200]
 
     await wait_until(both_accepted)
