@@ -11,14 +11,18 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 from aiohttp import BasicAuth
 from aiohttp.test_utils import TestClient
+from aiokafka import AIOKafkaProducer
 
 from kafka_integration import KafkaSettings
 from notifications.app import create_app
 from notifications.config import Config
-from tests.support import read_topic, wait_until
+from servicekit.apikeys import ApiKeys
+from servicekit.auth import BASIC_AUTH
+from tests.support import PATIENCE, read_topic, wait_until
 
 KEY_FIELDS = {"id", "key", "user_id", "description", "created_at"}
 
@@ -387,3 +391,49 @@ async def test_a_revoked_key_stays_refused_by_a_notifications_api_started_afterw
     restarted = await serve(create_app(Config.from_env(test_env)))
     assert (await restarted.get("/info", headers=basic(revoked))).status == 401
     assert (await restarted.get("/info", headers=basic(kept))).status == 200
+
+
+async def test_a_malformed_record_on_the_api_keys_topic_admits_no_one_and_breaks_nothing(
+    notifications_client: TestClient[Any, Any], kafka: KafkaSettings
+) -> None:
+    """In plaintext mode anyone may write the topic (the secured suite shows the broker refusing
+    it there); what the API makes of a record that the security service would never write: a
+    401, never a 500, never an administrator made of a string."""
+    secret = "s" * 43
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    good = {
+        "kind": "api_key",
+        "id": 1,
+        "user_id": 1,
+        "email": "x@example.com",
+        "orgs": {},
+        "action": "created",
+    }
+    records = {
+        "KRNONASCIIHASH00": {**good, "key": "KRNONASCIIHASH00", "admin": True, "secret_sha256": "é" * 64},
+        "KRSTRINGADMIN000": {**good, "key": "KRSTRINGADMIN000", "admin": "false", "secret_sha256": digest},
+        "KRNOTITSOWNKEY00": {**good, "key": "KRSOMEONEELSE000", "admin": True, "secret_sha256": digest},
+        "KRHASHNOTSTRING0": {**good, "key": "KRHASHNOTSTRING0", "admin": True, "secret_sha256": 5},
+        "KRORGSALIST00000": {
+            **good,
+            "key": "KRORGSALIST00000",
+            "admin": False,
+            "secret_sha256": digest,
+            "orgs": [1],
+        },
+    }
+    producer = AIOKafkaProducer(**kafka.client_kwargs())
+    await producer.start()
+    try:
+        for key, value in records.items():
+            await producer.send_and_wait(kafka.topic("api_keys"), orjson.dumps(value), key=key.encode())
+        await producer.send_and_wait(kafka.topic("api_keys"), b"[1]", key=b"KRNOTANOBJECT000")
+    finally:
+        await producer.stop()
+    assert notifications_client.app is not None
+    keys = notifications_client.app[BASIC_AUTH]
+    assert isinstance(keys, ApiKeys) and await keys.view.caught_up(PATIENCE)
+    for key in [*records, "KRNOTANOBJECT000"]:
+        resp = await notifications_client.get("/info", headers=basic({"key": key, "secret": secret}))
+        assert resp.status == 401, (key, resp.status, await resp.text())  # "false" is no administrator
+        assert (await resp.json())["detail"] == "unknown API key or wrong secret"
