@@ -4,7 +4,10 @@ refused, administrators only."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,7 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from notifications.app import create_app
 from notifications.config import Config
-from tests.support import Tokens, unique, wait_until
+from tests.support import Tokens, kafka_script, local_kafka, unique, wait_until
 
 
 @pytest.fixture
@@ -304,3 +307,64 @@ async def test_show_reads_as_list_does_extended_comments_and_newlines(
     resp = await api.post("/ksql", json={"ksql": text})
     assert resp.status == 200, await resp.text()
     assert [e["@type"] for e in await resp.json()] == ["streams"]
+
+
+@pytest.mark.skipif(
+    os.environ.get("BOOTSTRAP_SERVERS") is not None, reason="needs the project's own broker to stop"
+)
+async def test_with_kafka_down_what_needs_it_is_503_and_an_api_started_then_admits_no_one(
+    api: TestClient[Any, Any],
+    test_env: dict[str, str],
+    serve: Callable[..., Any],
+    tokens: Tokens,
+    tmp_path: Path,
+) -> None:
+    assert local_kafka(test_env)
+    await asyncio.to_thread(kafka_script, "stop")
+    try:
+        for text in ("LIST TOPICS;", "DESCRIBE customers_table;"):
+            resp = await api.post("/ksql", json={"ksql": text})
+            assert resp.status == 503, (text, resp.status, await resp.text())
+            _ksql_error(await resp.json(content_type=None), 503)
+        shown = await api.post("/ksql", json={"ksql": "SHOW TABLES;"})  # the catalog needs no broker
+        assert shown.status == 200
+        pushed = await api.post("/query", json={"ksql": "SELECT * FROM orders_created EMIT CHANGES;"})
+        assert pushed.status == 503
+        _ksql_error(await pushed.json(content_type=None), 503)
+
+        cold_env = {**test_env, "MATERIALIZER_STATE_DIR": str(tmp_path)}
+        cold = await serve(create_app(Config.from_env(cold_env)), ready=False)  # never read the topics
+        for headers in (Tokens.header(tokens.admin()), {"Authorization": "Basic S1JYOnNlY3JldA=="}):
+            refused = await cold.get("/info", headers=headers)
+            assert refused.status == 503, headers
+            assert refused.headers["Retry-After"]
+            _ksql_error(await refused.json(content_type=None), 503)
+        assert (await cold.get("/health")).status == 503
+    finally:
+        await asyncio.to_thread(kafka_script, "start")
+
+
+async def test_list_topics_shows_no_topic_of_another_tenant_even_with_no_prefix(
+    api: TestClient[Any, Any],
+    test_env: dict[str, str],
+    serve: Callable[..., Any],
+    tokens: Tokens,
+    tmp_path: Path,
+) -> None:
+    """The tenant of `api` has its topics under its prefix; an API with no prefix (the default)
+    on the same broker must not list them (their names carry the other tenant's name)."""
+    other_prefix = test_env["KAFKA_TOPIC_PREFIX"]
+    mine = await api.post("/ksql", json={"ksql": "LIST TOPICS;"})
+    names = [t["name"] for t in (await mine.json())[0]["topics"]]
+    assert f"{other_prefix}customers" in names and all(n.startswith(other_prefix) for n in names)
+    unprefixed = await serve(
+        create_app(
+            Config.from_env({**test_env, "KAFKA_TOPIC_PREFIX": "", "MATERIALIZER_STATE_DIR": str(tmp_path)})
+        ),
+        tokens.admin(),
+    )
+    resp = await unprefixed.post("/ksql", json={"ksql": "LIST TOPICS; DESCRIBE customers_table;"})
+    assert resp.status == 200, await resp.text()
+    listed, described = await resp.json()
+    assert not [t["name"] for t in listed["topics"] if t["name"].startswith(other_prefix)]
+    assert described["sourceDescription"]["topic"] == "customers"
