@@ -376,3 +376,35 @@ async def test_list_topics_shows_no_topic_of_another_tenant_even_with_no_prefix(
         await delete_topics(test_env, lambda name: "." not in name and not name.startswith("_"))
     assert not [t["name"] for t in listed["topics"] if t["name"].startswith(other_prefix)]
     assert described["sourceDescription"]["topic"] == "customers"
+
+
+async def test_every_table_shown_answers_a_pull_query_and_every_stream_is_refused_one(
+    api: TestClient[Any, Any],
+) -> None:
+    shown = await (await api.post("/ksql", json={"ksql": "SHOW TABLES; SHOW STREAMS;"})).json()
+    tables = [t["name"] for t in shown[0]["tables"]]
+    streams = [s["name"] for s in shown[1]["streams"]]
+    assert tables and streams
+    for name in tables:
+        for path, body in (
+            ("/query", {"ksql": f"SELECT * FROM {name} LIMIT 5;"}),
+            ("/query-stream", {"sql": f"SELECT * FROM {name};"}),
+        ):
+            resp = await api.post(path, json=body)
+            assert resp.status == 200, (name, path, await resp.text())
+    for name in streams:
+        resp = await api.post("/query", json={"ksql": f"SELECT * FROM {name};"})
+        assert resp.status == 400, (name, await resp.text())
+
+
+async def test_a_quote_inside_a_string_literal_stays_in_the_string(
+    api: TestClient[Any, Any], customers_client: TestClient[Any, Any]
+) -> None:
+    """With a customer in the table, the classic injection finds no row (it is one string)."""
+    customer = await _customer(customers_client, api, f"{unique('inj')}@example.com")
+    for where in ("name = 'x'' OR ''1''=''1'", "email = 'x'' OR id > 0 --'"):
+        resp = await api.post("/query", json={"ksql": f"SELECT id FROM customers_table WHERE {where};"})
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())[1:] == [], where
+    found = await api.post("/query", json={"ksql": "SELECT id FROM customers_table WHERE name = 'Ada';"})
+    assert [r["row"]["columns"] for r in (await found.json())[1:]] == [[customer["id"]]]
