@@ -59,6 +59,12 @@ async def _publish_keys(uow: UnitOfWork, user_id: int, only_key: str | None = No
     uow.emit(*(events.api_key(key, user, orgs) for key in keys))
 
 
+async def _revoke_keys(uow: UnitOfWork, user_id: int) -> None:
+    """Delete the user's API keys and tombstone them (the user's lock is held)."""
+    for key in await uow.conn.fetch("DELETE FROM api_keys WHERE user_id = $1 RETURNING key", user_id):
+        uow.emit(events.api_key_revoked(key["key"]))
+
+
 async def _keep_an_admin(conn: asyncpg.Connection, leaving_id: int) -> None:
     """Refuse to remove or demote the last administrator (under a lock, so two at once cannot)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('security:admins'))")
@@ -119,7 +125,8 @@ async def list_users(pool: asyncpg.Pool, after: int, limit: int) -> list[Row]:
 
 async def update_user(pool: asyncpg.Pool, user_id: int, changes: Row) -> Row:
     """Apply `email`, `password_hash` and `admin` when given. A change of any of them (all are in
-    or behind the user's tokens) revokes the user's tokens."""
+    or behind the user's tokens) revokes the user's tokens; a new password revokes their API keys
+    too (the remedy for a stolen credential must end a key minted with it, which never expires)."""
     async with unit_of_work(pool) as uow:
         conn = uow.conn
         before = await conn.fetchrow("SELECT email, admin FROM users WHERE id = $1 FOR UPDATE", user_id)
@@ -146,6 +153,8 @@ async def update_user(pool: asyncpg.Pool, user_id: int, changes: Row) -> Row:
             raise _duplicate(str(changes.get("email"))) from None
         row = dict(found)
         uow.emit(*events.user("updated", row))
+        if changes.get("password_hash") is not None:
+            await _revoke_keys(uow, user_id)
         if (
             changes.get("password_hash") is not None
             or row["email"] != before["email"]
@@ -166,9 +175,8 @@ async def delete_user(pool: asyncpg.Pool, user_id: int) -> Row:
             await _keep_an_admin(conn, user_id)
         for grant in await conn.fetch("DELETE FROM grants WHERE user_id = $1 RETURNING *", user_id):
             uow.emit(*events.grant("destroyed", dict(grant)))
+        await _revoke_keys(uow, user_id)
         await _revoke_user_tokens(uow, user_id)
-        for key in await conn.fetch("DELETE FROM api_keys WHERE user_id = $1 RETURNING key", user_id):
-            uow.emit(events.api_key_revoked(key["key"]))
         row = dict(await conn.fetchrow(f"DELETE FROM users WHERE id = $1 RETURNING {USER_COLUMNS}", user_id))
         uow.emit(*events.user("destroyed", row))
     return row

@@ -437,3 +437,38 @@ async def test_a_malformed_record_on_the_api_keys_topic_admits_no_one_and_breaks
         resp = await notifications_client.get("/info", headers=basic({"key": key, "secret": secret}))
         assert resp.status == 401, (key, resp.status, await resp.text())  # "false" is no administrator
         assert (await resp.json())["detail"] == "unknown API key or wrong secret"
+
+
+async def test_a_password_change_revokes_the_users_keys_as_it_does_their_tokens(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    login: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+) -> None:
+    """A stolen token is a short-lived credential; a key minted with it never expires. Changing
+    the password, the remedy for a stolen credential, must end both."""
+    ann = await make_user("ann@example.com")
+    stolen = await login("ann@example.com")
+    minted = await issue_key(ann["id"], stolen)  # the thief's key
+
+    async def accepted() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(minted))).status == 200
+
+    await wait_until(accepted)
+    email_changed = await security_client.put(
+        f"/users/{ann['id']}", json={"user": {"email": "ann2@example.com"}}, headers=admin
+    )
+    assert email_changed.status == 200
+    changed = await security_client.put(
+        f"/users/{ann['id']}", json={"user": {"password": "a-new-good-password"}}, headers=admin
+    )
+    assert changed.status == 200
+
+    async def refused() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(minted))).status == 401
+
+    await wait_until(refused)
+    listed = await (await security_client.get(f"/users/{ann['id']}/api_keys", headers=admin)).json()
+    assert listed["items"] == []
