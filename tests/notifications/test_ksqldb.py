@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient
 
 from notifications.app import create_app
 from notifications.config import Config
-from tests.support import Tokens, delete_topics, kafka_script, local_kafka, unique, wait_until
+from notifications.ksqldb.views import MAX_PUSH_QUERIES, PUSH_QUERIES
+from tests.support import PATIENCE, Tokens, delete_topics, kafka_script, local_kafka, unique, wait_until
 
 
 @pytest.fixture
@@ -408,3 +409,39 @@ async def test_a_quote_inside_a_string_literal_stays_in_the_string(
         assert (await resp.json())[1:] == [], where
     found = await api.post("/query", json={"ksql": "SELECT id FROM customers_table WHERE name = 'Ada';"})
     assert [r["row"]["columns"] for r in (await found.json())[1:]] == [[customer["id"]]]
+
+
+async def test_push_queries_beyond_the_cap_get_429_and_each_one_gone_frees_its_place(
+    api: TestClient[Any, Any],
+) -> None:
+    assert api.app is not None
+    running = api.app[PUSH_QUERIES]
+    sql = {"sql": "SELECT po FROM orders_created WHERE po = 'never' EMIT CHANGES;"}
+    opened = []
+    try:
+        for _ in range(MAX_PUSH_QUERIES):
+            resp = await api.post("/query-stream", json=sql)
+            assert resp.status == 200, await resp.text()
+            await asyncio.wait_for(resp.content.readline(), PATIENCE)  # its header: it runs
+            opened.append(resp)
+        assert len(running) == MAX_PUSH_QUERIES
+        over = await api.post("/query-stream", json=sql)
+        assert over.status == 429 and over.headers["Retry-After"]
+        _ksql_error(await over.json(content_type=None), 429)
+        opened.pop().close()  # a client goes without a word
+
+        async def freed() -> bool:
+            return len(running) == MAX_PUSH_QUERIES - 1
+
+        await wait_until(freed)
+        again = await api.post("/query-stream", json=sql)
+        assert again.status == 200
+        opened.append(again)
+    finally:
+        for resp in opened:
+            resp.close()
+
+    async def none_left() -> bool:
+        return not running
+
+    await wait_until(none_left)
