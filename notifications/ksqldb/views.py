@@ -221,16 +221,20 @@ async def _answer(request: web.Request, q: Query, writer: _Writer) -> web.Stream
         await response.prepare(request)
         await response.write(writer.opening + writer.first)
         sent = 0
+        ending = writer.closing  # the rows ended with no LIMIT reached: the API is shutting down
         async for values in push.rows():
             if request.transport is None or request.transport.is_closing():
-                break  # the client went away
+                ending = b""  # the client went away
+                break
             if values is None:
                 continue
             await response.write(writer.separator + writer.row(values))
             sent += 1
             if q.limit is not None and sent >= q.limit:
-                await response.write(writer.ending())
+                ending = writer.ending()
                 break
+        if ending:
+            await response.write(ending)
         await response.write_eof()
         return response
     except ConnectionResetError:  # the client went away while a row was written

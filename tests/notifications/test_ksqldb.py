@@ -445,3 +445,23 @@ async def test_push_queries_beyond_the_cap_get_429_and_each_one_gone_frees_its_p
         return not running
 
     await wait_until(none_left)
+
+
+async def test_the_apps_shutdown_ends_its_push_queries(api: TestClient[Any, Any]) -> None:
+    """A push query runs until LIMIT or its client goes; the server's graceful shutdown waits
+    for running requests (60 s in aiohttp) before it cuts them, so a push query left running
+    would hold every restart of the API that long. The shutdown (on_shutdown) ends them."""
+    assert api.app is not None
+    resp = await api.post("/query-stream", json={"sql": "SELECT * FROM orders_created EMIT CHANGES;"})
+    assert resp.status == 200
+    await asyncio.wait_for(resp.content.readline(), PATIENCE)  # its header: it runs
+    assert len(api.app[PUSH_QUERIES]) == 1
+    v1 = await api.post("/query", json={"ksql": "SELECT * FROM orders_created EMIT CHANGES;"})
+    assert v1.status == 200
+    head = await asyncio.wait_for(v1.content.readuntil(b"}}"), PATIENCE)
+    assert len(api.app[PUSH_QUERIES]) == 2
+    await api.app.shutdown()
+    assert await asyncio.wait_for(resp.content.read(), PATIENCE) == b""  # the stream ends, no row
+    whole = head + await asyncio.wait_for(v1.content.read(), PATIENCE)
+    assert [list(part) for part in orjson.loads(whole)] == [["header"]]  # a closed JSON array
+    assert not api.app[PUSH_QUERIES]
