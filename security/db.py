@@ -384,6 +384,9 @@ async def tombstone_expired_revocations(pool: asyncpg.Pool, before: int, limit: 
 # API keys (servicekit.apikeys)
 
 API_KEY_COLUMNS = "id, key, user_id, description, created_at"
+# Each key is published again at every change of its user, in that change's transaction (and
+# held in memory by every service that reads them): a user may not have them without end.
+MAX_API_KEYS_PER_USER = 10
 
 
 async def create_api_key(
@@ -392,6 +395,12 @@ async def create_api_key(
     """Store a key (its secret's hash only) and publish it with its user's grants."""
     async with unit_of_work(pool) as uow:
         await _lock_user(uow.conn, user_id)
+        held = await uow.conn.fetchval("SELECT count(*) FROM api_keys WHERE user_id = $1", user_id)
+        if held >= MAX_API_KEYS_PER_USER:
+            raise Conflict(
+                f"user {user_id} has {held} API keys, the most a user may have"
+                f" ({MAX_API_KEYS_PER_USER}): revoke one first"
+            )
         found = await uow.conn.fetchrow(
             "INSERT INTO api_keys (key, secret_sha256, user_id, description) VALUES ($1, $2, $3, $4)"
             f" RETURNING {API_KEY_COLUMNS}",

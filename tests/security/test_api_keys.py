@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from kafka_integration import KafkaSettings
 from notifications.app import create_app
 from notifications.config import Config
+from security.db import MAX_API_KEYS_PER_USER
 from servicekit.apikeys import ApiKeys
 from servicekit.auth import BASIC_AUTH
 from tests.support import PATIENCE, read_topic, wait_until
@@ -472,3 +473,29 @@ async def test_a_password_change_revokes_the_users_keys_as_it_does_their_tokens(
     await wait_until(refused)
     listed = await (await security_client.get(f"/users/{ann['id']}/api_keys", headers=admin)).json()
     assert listed["items"] == []
+
+
+async def test_a_user_has_a_bounded_number_of_keys_and_one_more_changes_nothing(
+    security_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    login: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+    kafka: KafkaSettings,
+) -> None:
+    """Every key is published again at each change of its user, in that change's transaction:
+    a user minting keys without end would make each grant of theirs (and the API's memory) grow
+    without end."""
+    ann = await make_user("ann@example.com")
+    own = await login("ann@example.com")
+    issued = [await issue_key(ann["id"], own) for _ in range(MAX_API_KEYS_PER_USER)]
+    refused = await security_client.post(f"/users/{ann['id']}/api_keys", json={}, headers=own)
+    assert refused.status == 409, await refused.text()
+    assert str(MAX_API_KEYS_PER_USER) in (await refused.json())["detail"]
+    listed = await (await security_client.get(f"/users/{ann['id']}/api_keys?limit=100", headers=admin)).json()
+    assert sorted(k["key"] for k in listed["items"]) == sorted(k["key"] for k in issued)
+    published = await read_topic(kafka, "api_keys", min_count=len(issued))
+    assert sorted({m.key for m in published}) == sorted(k["key"] for k in issued)
+    revoked = await security_client.delete(f"/users/{ann['id']}/api_keys/{issued[0]['id']}", headers=own)
+    assert revoked.status == 204
+    assert (await security_client.post(f"/users/{ann['id']}/api_keys", json={}, headers=own)).status == 201
