@@ -38,6 +38,7 @@ def create_app(config: Config) -> web.Application:
         await materializer.stop()
 
     app.cleanup_ctx.append(ksqldb.ksqldb_context(config))
+    app.on_shutdown.append(ksqldb.end_push_queries)
     app.cleanup_ctx.append(notifier)
     app.cleanup_ctx.append(tables)
     return app

@@ -59,6 +59,12 @@ async def _publish_keys(uow: UnitOfWork, user_id: int, only_key: str | None = No
     uow.emit(*(events.api_key(key, user, orgs) for key in keys))
 
 
+async def _revoke_keys(uow: UnitOfWork, user_id: int) -> None:
+    """Delete the user's API keys and tombstone them (the user's lock is held)."""
+    for key in await uow.conn.fetch("DELETE FROM api_keys WHERE user_id = $1 RETURNING key", user_id):
+        uow.emit(events.api_key_revoked(key["key"]))
+
+
 async def _keep_an_admin(conn: asyncpg.Connection, leaving_id: int) -> None:
     """Refuse to remove or demote the last administrator (under a lock, so two at once cannot)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('security:admins'))")
@@ -119,7 +125,8 @@ async def list_users(pool: asyncpg.Pool, after: int, limit: int) -> list[Row]:
 
 async def update_user(pool: asyncpg.Pool, user_id: int, changes: Row) -> Row:
     """Apply `email`, `password_hash` and `admin` when given. A change of any of them (all are in
-    or behind the user's tokens) revokes the user's tokens."""
+    or behind the user's tokens) revokes the user's tokens; a new password revokes their API keys
+    too (the remedy for a stolen credential must end a key minted with it, which never expires)."""
     async with unit_of_work(pool) as uow:
         conn = uow.conn
         before = await conn.fetchrow("SELECT email, admin FROM users WHERE id = $1 FOR UPDATE", user_id)
@@ -146,6 +153,8 @@ async def update_user(pool: asyncpg.Pool, user_id: int, changes: Row) -> Row:
             raise _duplicate(str(changes.get("email"))) from None
         row = dict(found)
         uow.emit(*events.user("updated", row))
+        if changes.get("password_hash") is not None:
+            await _revoke_keys(uow, user_id)
         if (
             changes.get("password_hash") is not None
             or row["email"] != before["email"]
@@ -166,9 +175,8 @@ async def delete_user(pool: asyncpg.Pool, user_id: int) -> Row:
             await _keep_an_admin(conn, user_id)
         for grant in await conn.fetch("DELETE FROM grants WHERE user_id = $1 RETURNING *", user_id):
             uow.emit(*events.grant("destroyed", dict(grant)))
+        await _revoke_keys(uow, user_id)
         await _revoke_user_tokens(uow, user_id)
-        for key in await conn.fetch("DELETE FROM api_keys WHERE user_id = $1 RETURNING key", user_id):
-            uow.emit(events.api_key_revoked(key["key"]))
         row = dict(await conn.fetchrow(f"DELETE FROM users WHERE id = $1 RETURNING {USER_COLUMNS}", user_id))
         uow.emit(*events.user("destroyed", row))
     return row
@@ -376,6 +384,9 @@ async def tombstone_expired_revocations(pool: asyncpg.Pool, before: int, limit: 
 # API keys (servicekit.apikeys)
 
 API_KEY_COLUMNS = "id, key, user_id, description, created_at"
+# Each key is published again at every change of its user, in that change's transaction (and
+# held in memory by every service that reads them): a user may not have them without end.
+MAX_API_KEYS_PER_USER = 10
 
 
 async def create_api_key(
@@ -384,6 +395,12 @@ async def create_api_key(
     """Store a key (its secret's hash only) and publish it with its user's grants."""
     async with unit_of_work(pool) as uow:
         await _lock_user(uow.conn, user_id)
+        held = await uow.conn.fetchval("SELECT count(*) FROM api_keys WHERE user_id = $1", user_id)
+        if held >= MAX_API_KEYS_PER_USER:
+            raise Conflict(
+                f"user {user_id} has {held} API keys, the most a user may have"
+                f" ({MAX_API_KEYS_PER_USER}): revoke one first"
+            )
         found = await uow.conn.fetchrow(
             "INSERT INTO api_keys (key, secret_sha256, user_id, description) VALUES ($1, $2, $3, $4)"
             f" RETURNING {API_KEY_COLUMNS}",
@@ -410,8 +427,12 @@ async def list_api_keys(pool: asyncpg.Pool, user_id: int, after: int, limit: int
 
 
 async def revoke_api_key(pool: asyncpg.Pool, user_id: int, key_id: int) -> Row:
-    """Delete the key and tombstone it on the topic: it stops working wherever it is checked."""
+    """Delete the key and tombstone it on the topic: it stops working wherever it is checked.
+    Under the user's lock, as every write that publishes the user's keys: a change of the user
+    that read the key before this delete committed would otherwise publish it after the
+    tombstone (the outbox is written at commit), and the key would be accepted again for ever."""
     async with unit_of_work(pool) as uow:
+        await _lock_user(uow.conn, user_id)
         found = await uow.conn.fetchrow(
             f"DELETE FROM api_keys WHERE user_id = $1 AND id = $2 RETURNING {API_KEY_COLUMNS}",
             user_id,

@@ -11,8 +11,8 @@
   A `jti:` revocation is tombstoned once its token has expired (security.housekeeping).
 - `api_keys` (compacted, read whole by the services that accept keys, see servicekit.apikeys):
   the key with its secret's SHA-256 and its user's email, admin flag and grants, keyed by the
-  key id; published again when the user changes, tombstoned when the key is revoked or its user
-  deleted.
+  key id; published again when the user changes, tombstoned when the key is revoked, its user
+  deleted or the user's password changed.
 """
 
 from __future__ import annotations

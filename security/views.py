@@ -190,10 +190,12 @@ async def delete_grant(request: web.Request) -> web.Response:
 
 @routes.post(
     "/users/{id}/api_keys",
-    "issue an API key to a user (admin or themselves); the secret is shown this once",
+    "issue an API key to a user (admin or themselves); the secret is shown this once; 409 when"
+    " the user has the most keys a user may have",
     body=ApiKeyBody,
     answer=NewApiKey,
     status=201,
+    errors=(409,),
     tag="api_keys",
     example={"api_key": {"description": "reporting"}},
 )

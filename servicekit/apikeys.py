@@ -37,6 +37,7 @@ from servicekit.errors import Unauthorized, Unavailable
 API_KEYS_TOPIC = TopicSpec("api_keys")
 KEY_PREFIX = "KR"  # "kafka-rails": tells a key from other Basic user names at a glance
 _NEVER = datetime.max.replace(tzinfo=UTC)
+_NO_HASH = "0" * 64  # no secret hashes to it (the digest of a record with none)
 
 
 def new_key() -> tuple[str, str]:
@@ -81,31 +82,40 @@ class ApiKeys:
 
     def check(self, key: str, secret: str) -> Principal:
         """The principal a key and secret stand for (its user, with the user's grants), or
-        Unauthorized (unknown or revoked key, wrong secret: the same answer)."""
+        Unauthorized (unknown or revoked key, wrong secret, a record the security service would
+        not write: the same answer, after the same work)."""
         if not self.ready:
             raise Unavailable(
                 "the service has not read the API keys yet; try again shortly", NOT_READY_RETRY_AFTER
             )
         record = self.view.get(key) if len(key) <= 64 else None
-        expected = str(record.get("secret_sha256", "")) if record is not None else ""
-        if record is None or not hmac.compare_digest(expected, hash_secret(secret)):
+        expected = record.get("secret_sha256") if record is not None else None
+        if not isinstance(expected, str) or not expected.isascii():
+            expected = _NO_HASH  # compared all the same: an unknown key costs what a known one does
+        matches = hmac.compare_digest(expected.encode(), hash_secret(secret).encode())
+        if record is None or not matches or record.get("key") != key:
             raise Unauthorized("unknown API key or wrong secret")
         return _principal(record)
 
 
 def _principal(record: dict[str, Any]) -> Principal:
+    """The record's principal, its fields as the security service writes them (an `admin` that
+    is not a boolean, `orgs` that is not an object, is a record it did not write)."""
+    user_id, admin, orgs = record.get("user_id"), record.get("admin"), record.get("orgs")
+    if type(user_id) is not int or not isinstance(admin, bool) or not isinstance(orgs, dict):
+        raise Unauthorized("unknown API key or wrong secret")
     try:
         return Principal(
-            user_id=int(record["user_id"]),
+            user_id=user_id,
             email=str(record.get("email", "")),
-            admin=bool(record.get("admin", False)),
-            orgs={int(org): str(role) for org, role in dict(record.get("orgs") or {}).items()},
+            admin=admin,
+            orgs={int(org): str(role) for org, role in orgs.items()},
             token_id=f"key:{record['key']}",
             issued_at=0,
             expires_at=_NEVER,
         )
     except (KeyError, TypeError, ValueError):
-        raise Unauthorized("the API key's record is malformed") from None
+        raise Unauthorized("unknown API key or wrong secret") from None
 
 
 def api_keys_context(kafka: KafkaSettings) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -4,7 +4,9 @@
 
 What differs from a ksqlDB server, said in the answer rather than hidden: a table's `topic` is the
 topic it is folded from (we keep no changelog topic of our own); queries are not listed (the
-materializer runs them, they have no ids); `partitions` and `replication` come from the broker.
+materializer runs them, they have no ids); `partitions` and `replication` come from the broker;
+LIST TOPICS lists the topics of the catalog that exist, not every topic of the broker (one
+broker may serve several tenants, told apart by their topic prefix).
 """
 
 from __future__ import annotations

@@ -78,6 +78,11 @@ class PushQuery:
         self.query = q
         self.topic = kafka.topic(q.source.topic)
         self._consumer: AIOKafkaConsumer | None = None
+        self._ending = False
+
+    def end(self) -> None:
+        """Make `rows()` return after its current poll (the app is shutting down)."""
+        self._ending = True
 
     async def start(self) -> None:
         """Assign every partition and fix the end: records written after this are answered.
@@ -105,9 +110,10 @@ class PushQuery:
 
     async def rows(self) -> AsyncIterator[list[Any] | None]:
         """Each new record's answer, in order per partition; None after a poll with none (a
-        chance for the caller to see whether its client is still there)."""
+        chance for the caller to see whether its client is still there); returns once `end()`
+        has been called."""
         assert self._consumer is not None, "start() first"
-        while True:
+        while not self._ending:
             batches = await self._consumer.getmany(timeout_ms=POLL_MS, max_records=500)
             sent = False
             for records in batches.values():

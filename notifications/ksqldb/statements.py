@@ -79,21 +79,38 @@ def _text(stmt: Statement) -> str:
     return stmt.text[stmt.tokens[0].start : stmt.tokens[-1].end + 1] + ";"
 
 
+def _command_words(stmt: Statement) -> list[str]:
+    """A statement's words; after SHOW (which sqlglot's tokenizer takes as a command, the rest
+    of the statement one string with its comments) the rest read as LIST's are."""
+    words = _words(stmt)
+    if words[:1] == ["SHOW"] and len(stmt.tokens) == 2 and stmt.tokens[1].token_type == TokenType.STRING:
+        try:
+            (rest,) = statements("LIST " + stmt.tokens[1].text)
+        except (SqlError, ValueError):
+            return words
+        return ["SHOW", *_words(rest)[1:]]
+    return words
+
+
 def commands(text: str, catalog: Catalog) -> list[Command]:
     """The `/ksql` statements of `text`, each checked (the first refused ends it)."""
     out = []
     for stmt in _split(text):
-        words = _words(stmt)
+        words = _command_words(stmt)
         shown = _text(stmt)
         plain = [w for w in words if w != "EXTENDED"]
+        if len(words) - len(plain) > 1:
+            raise KsqlStatementError(f"EXTENDED once at most; supported: {COMMANDS}", shown)
         if plain in (["SHOW", "STREAMS"], ["LIST", "STREAMS"]):
             out.append(Command("streams", shown))
         elif plain in (["SHOW", "TABLES"], ["LIST", "TABLES"]):
             out.append(Command("tables", shown))
         elif plain in (["SHOW", "TOPICS"], ["LIST", "TOPICS"]):
             out.append(Command("topics", shown))
-        elif words and words[0] in ("DESCRIBE", "DESC") and len(plain) == 2:
-            out.append(Command("describe", shown, _source(catalog, stmt, 1).name))
+        elif words and words[0] in ("DESCRIBE", "DESC") and len(plain) == 2 and len(words) <= 3:
+            # ksqlDB's `DESCRIBE [EXTENDED] name`; `DESCRIBE name EXTENDED` is accepted too
+            named = 2 if words[1] == "EXTENDED" and len(words) == 3 else 1
+            out.append(Command("describe", shown, _source(catalog, stmt, named).name))
         elif words and words[0] == "SELECT":
             raise KsqlStatementError(
                 "SELECT is a query: send it to /query or /query-stream, not /ksql", shown
@@ -272,7 +289,9 @@ def _projection(
 def _key_equals(
     node: exp.Expression, source: Declaration, resolve: Callable[[exp.Column], Column]
 ) -> str | None:
-    """`key = literal` (either side): the key to read directly, or None (a scan)."""
+    """`key = literal` (either side): the key to read directly, or None (a scan). A numeric
+    key is read directly only for a literal spelled as the key is stored (`10`, not `010`,
+    `10.0` or `1e1`, which the WHERE finds equal to 10 and a direct read would not find)."""
     if (
         not isinstance(node, exp.EQ)
         or source.kind != "TABLE"
@@ -281,6 +300,10 @@ def _key_equals(
         return None
     for column, literal in ((node.this, node.expression), (node.expression, node.this)):
         if isinstance(column, exp.Column) and isinstance(literal, exp.Literal):
-            if resolve(column).field == source.key.field:
-                return str(literal.this)
+            if resolve(column).field != source.key.field:
+                continue
+            text = str(literal.this)
+            if literal.is_string or int not in source.key.types:
+                return text
+            return text if text.isdigit() and str(int(text)) == text else None
     return None

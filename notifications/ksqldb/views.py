@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from kafka_integration import TopicMetadata
+from kafka_integration import KafkaSettings, TopicMetadata
 from materializer.sql.catalog import Declaration
 from notifications import streams
 from notifications.config import Config
@@ -30,7 +30,7 @@ from notifications.ksqldb.queries import PushQuery, pull, query_id
 from notifications.ksqldb.statements import Query, columns_of, commands, query
 from notifications.views import MATERIALIZER
 from servicekit.auth import principal
-from servicekit.errors import TooManyRequests
+from servicekit.errors import TooManyRequests, Unavailable
 from servicekit.http import json_response
 from servicekit.routes import Routes
 
@@ -76,20 +76,19 @@ async def ksql(request: web.Request, body: KsqlBody) -> web.Response:
     kafka = request.app[CONFIG].kafka
     sources = [(d, _physical(request, d)) for d in catalog.declarations.values()]
     out: list[dict[str, Any]] = []
+    counts: dict[str, int] | None = None  # the broker's topics, asked once per request
     for command in commands(body.ksql, catalog):
         if command.kind == "streams":
             out.append(entities.streams(command.text, sources))
         elif command.kind == "tables":
             out.append(entities.tables(command.text, sources))
         else:
-            async with TopicMetadata(kafka) as metadata:
-                counts = await metadata.partition_counts()
+            if counts is None:
+                counts = await _partition_counts(kafka)
             if command.kind == "topics":
-                mine = {
-                    t: n
-                    for t, n in counts.items()
-                    if t.startswith(kafka.topic_prefix) and not t.startswith("__")
-                }
+                # the catalog's topics only: a broker shared by tenants holds theirs too, and a
+                # prefix (or none) may be the start of another tenant's
+                mine = {topic: counts[topic] for _, topic in sources if topic in counts}
                 out.append(entities.topics(command.text, mine, kafka.replication_factor))
             else:
                 decl = catalog.declarations[command.name]
@@ -105,6 +104,15 @@ async def ksql(request: web.Request, body: KsqlBody) -> web.Response:
                     )
                 )
     return json_response(out)
+
+
+async def _partition_counts(kafka: KafkaSettings) -> dict[str, int]:
+    """Every topic of the broker and its partitions; Unavailable (503) if it cannot be asked."""
+    try:
+        async with TopicMetadata(kafka) as metadata:
+            return await metadata.partition_counts()
+    except Exception as exc:
+        raise Unavailable(f"Kafka cannot be reached now to list its topics: {exc}") from exc
 
 
 def _checked(request: web.Request, text: str) -> Query:
@@ -213,16 +221,20 @@ async def _answer(request: web.Request, q: Query, writer: _Writer) -> web.Stream
         await response.prepare(request)
         await response.write(writer.opening + writer.first)
         sent = 0
+        ending = writer.closing  # the rows ended with no LIMIT reached: the API is shutting down
         async for values in push.rows():
             if request.transport is None or request.transport.is_closing():
-                break  # the client went away
+                ending = b""  # the client went away
+                break
             if values is None:
                 continue
             await response.write(writer.separator + writer.row(values))
             sent += 1
             if q.limit is not None and sent >= q.limit:
-                await response.write(writer.ending())
+                ending = writer.ending()
                 break
+        if ending:
+            await response.write(ending)
         await response.write_eof()
         return response
     except ConnectionResetError:  # the client went away while a row was written

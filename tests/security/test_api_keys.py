@@ -4,20 +4,26 @@ and refused there within a second of their revocation."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 from aiohttp import BasicAuth
 from aiohttp.test_utils import TestClient
+from aiokafka import AIOKafkaProducer
 
 from kafka_integration import KafkaSettings
 from notifications.app import create_app
 from notifications.config import Config
-from tests.support import read_topic, wait_until
+from security.db import MAX_API_KEYS_PER_USER
+from servicekit.apikeys import ApiKeys
+from servicekit.auth import BASIC_AUTH
+from tests.support import PATIENCE, read_topic, wait_until
 
 KEY_FIELDS = {"id", "key", "user_id", "description", "created_at"}
 
@@ -234,3 +240,262 @@ async def test_deleting_the_user_revokes_their_keys(
         return (await notifications_client.get("/tables", headers=basic(key))).status == 401
 
     await wait_until(refused)  # how soon is a figure, not a bound: bench.key_revocation
+
+
+async def test_a_key_revoked_while_its_user_changes_is_never_published_again(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+    test_env: dict[str, str],
+    kafka: KafkaSettings,
+) -> None:
+    """A user change republishes the user's keys; a revocation that commits between that
+    change's read of the keys and its commit must not be overtaken by the republished key (the
+    tombstone would come first and the key would be accepted again, for ever: it is no longer
+    in the database, so it cannot even be revoked again). Both writes are held at the outbox
+    (a lock on it) until both are under way, the revocation first."""
+    ops = await make_user("ops@example.com", is_admin=True)
+    key = await issue_key(ops["id"], admin)
+
+    async def accepted() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
+
+    await wait_until(accepted)
+    schema = test_env["DATABASE_SCHEMA"]
+    blocker = await asyncpg.connect(test_env["DATABASE_URL"])
+    watcher = await asyncpg.connect(test_env["DATABASE_URL"])
+
+    def waiting(count: int) -> Callable[[], Any]:
+        async def check() -> bool:
+            found = await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()"
+            )
+            return int(found) >= count
+
+        return check
+
+    try:
+        held = blocker.transaction()
+        await held.start()
+        await blocker.execute(f'LOCK TABLE "{schema}".kafka_outbox IN EXCLUSIVE MODE')
+        revoke = asyncio.create_task(
+            security_client.delete(f"/users/{ops['id']}/api_keys/{key['id']}", headers=admin)
+        )
+        await wait_until(waiting(1))  # the revocation has deleted the key and waits to write its event
+        grant = asyncio.create_task(
+            security_client.post(
+                f"/users/{ops['id']}/grants",
+                json={"grant": {"organization_id": 5, "role": "member"}},
+                headers=admin,
+            )
+        )
+        await wait_until(waiting(2))
+        await held.rollback()
+        assert (await revoke).status == 204
+        assert (await grant).status == 201
+    finally:
+        await blocker.close()
+        await watcher.close()
+
+    async def relayed() -> bool:
+        published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+        tombstoned = bool(published) and published[-1].value is None
+        return tombstoned or any(m.value is not None and m.value["orgs"] for m in published)
+
+    await wait_until(relayed)  # the tombstone is there, or the key republished with the grant
+    published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+    assert published[-1].value is None, published[-1]  # the key's last word is its tombstone
+
+    async def refused() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(key))).status == 401
+
+    await wait_until(refused)
+
+
+async def test_a_key_loses_what_its_user_loses_demoted_or_a_grant_taken(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+    kafka: KafkaSettings,
+) -> None:
+    ops = await make_user("ops@example.com", is_admin=True)
+    granted = await security_client.post(
+        f"/users/{ops['id']}/grants", json={"grant": {"organization_id": 5, "role": "member"}}, headers=admin
+    )
+    assert granted.status == 201
+    key = await issue_key(ops["id"], admin)
+
+    async def info_status() -> int:
+        return (await notifications_client.get("/info", headers=basic(key))).status
+
+    async def admitted() -> bool:
+        return await info_status() == 200
+
+    await wait_until(admitted)
+    demoted = await security_client.put(f"/users/{ops['id']}", json={"user": {"admin": False}}, headers=admin)
+    assert demoted.status == 200
+
+    async def forbidden() -> bool:
+        return await info_status() == 403
+
+    await wait_until(forbidden)  # the key is an administrator's no more
+    for path, body in (
+        ("/ksql", {"ksql": "LIST TOPICS;"}),
+        ("/query", {"ksql": "SELECT * FROM customers_table;"}),
+    ):
+        resp = await notifications_client.post(path, json=body, headers=basic(key))
+        assert resp.status == 403, path
+
+    taken = await security_client.delete(f"/users/{ops['id']}/grants/5", headers=admin)
+    assert taken.status == 204
+
+    async def republished_without_the_grant() -> bool:
+        published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+        last = published[-1].value if published else None
+        return last is not None and last["orgs"] == {} and last["admin"] is False
+
+    await wait_until(republished_without_the_grant)
+
+
+async def test_a_revoked_key_stays_refused_by_a_notifications_api_started_afterwards(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+    test_env: dict[str, str],
+    serve: Callable[..., Any],
+) -> None:
+    ops = await make_user("ops@example.com", is_admin=True)
+    kept, revoked = await issue_key(ops["id"], admin), await issue_key(ops["id"], admin)
+
+    async def both_accepted() -> bool:
+        answers = [
+            (await notifications_client.get("/info", headers=basic(k))).status for k in (kept, revoked)
+        ]
+        return answers == [200, 200]
+
+    await wait_until(both_accepted)
+    resp = await security_client.delete(f"/users/{ops['id']}/api_keys/{revoked['id']}", headers=admin)
+    assert resp.status == 204
+
+    async def refused() -> bool:
+        return (await notifications_client.get("/info", headers=basic(revoked))).status == 401
+
+    await wait_until(refused)
+    await notifications_client.close()  # the API restarts: it reads api_keys whole, tombstone too
+    restarted = await serve(create_app(Config.from_env(test_env)))
+    assert (await restarted.get("/info", headers=basic(revoked))).status == 401
+    assert (await restarted.get("/info", headers=basic(kept))).status == 200
+
+
+async def test_a_malformed_record_on_the_api_keys_topic_admits_no_one_and_breaks_nothing(
+    notifications_client: TestClient[Any, Any], kafka: KafkaSettings
+) -> None:
+    """In plaintext mode anyone may write the topic (the secured suite shows the broker refusing
+    it there); what the API makes of a record that the security service would never write: a
+    401, never a 500, never an administrator made of a string."""
+    secret = "s" * 43
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    good = {
+        "kind": "api_key",
+        "id": 1,
+        "user_id": 1,
+        "email": "x@example.com",
+        "orgs": {},
+        "action": "created",
+    }
+    records = {
+        "KRNONASCIIHASH00": {**good, "key": "KRNONASCIIHASH00", "admin": True, "secret_sha256": "é" * 64},
+        "KRSTRINGADMIN000": {**good, "key": "KRSTRINGADMIN000", "admin": "false", "secret_sha256": digest},
+        "KRNOTITSOWNKEY00": {**good, "key": "KRSOMEONEELSE000", "admin": True, "secret_sha256": digest},
+        "KRHASHNOTSTRING0": {**good, "key": "KRHASHNOTSTRING0", "admin": True, "secret_sha256": 5},
+        "KRORGSALIST00000": {
+            **good,
+            "key": "KRORGSALIST00000",
+            "admin": False,
+            "secret_sha256": digest,
+            "orgs": [1],
+        },
+    }
+    producer = AIOKafkaProducer(**kafka.client_kwargs())
+    await producer.start()
+    try:
+        for key, value in records.items():
+            await producer.send_and_wait(kafka.topic("api_keys"), orjson.dumps(value), key=key.encode())
+        await producer.send_and_wait(kafka.topic("api_keys"), b"[1]", key=b"KRNOTANOBJECT000")
+    finally:
+        await producer.stop()
+    assert notifications_client.app is not None
+    keys = notifications_client.app[BASIC_AUTH]
+    assert isinstance(keys, ApiKeys) and await keys.view.caught_up(PATIENCE)
+    for key in [*records, "KRNOTANOBJECT000"]:
+        resp = await notifications_client.get("/info", headers=basic({"key": key, "secret": secret}))
+        assert resp.status == 401, (key, resp.status, await resp.text())  # "false" is no administrator
+        assert (await resp.json())["detail"] == "unknown API key or wrong secret"
+
+
+async def test_a_password_change_revokes_the_users_keys_as_it_does_their_tokens(
+    security_client: TestClient[Any, Any],
+    notifications_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    login: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+) -> None:
+    """A stolen token is a short-lived credential; a key minted with it never expires. Changing
+    the password, the remedy for a stolen credential, must end both."""
+    ann = await make_user("ann@example.com")
+    stolen = await login("ann@example.com")
+    minted = await issue_key(ann["id"], stolen)  # the thief's key
+
+    async def accepted() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(minted))).status == 200
+
+    await wait_until(accepted)
+    email_changed = await security_client.put(
+        f"/users/{ann['id']}", json={"user": {"email": "ann2@example.com"}}, headers=admin
+    )
+    assert email_changed.status == 200
+    changed = await security_client.put(
+        f"/users/{ann['id']}", json={"user": {"password": "a-new-good-password"}}, headers=admin
+    )
+    assert changed.status == 200
+
+    async def refused() -> bool:
+        return (await notifications_client.get("/tables", headers=basic(minted))).status == 401
+
+    await wait_until(refused)
+    listed = await (await security_client.get(f"/users/{ann['id']}/api_keys", headers=admin)).json()
+    assert listed["items"] == []
+
+
+async def test_a_user_has_a_bounded_number_of_keys_and_one_more_changes_nothing(
+    security_client: TestClient[Any, Any],
+    make_user: Callable[..., Any],
+    login: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+    kafka: KafkaSettings,
+) -> None:
+    """Every key is published again at each change of its user, in that change's transaction:
+    a user minting keys without end would make each grant of theirs (and the API's memory) grow
+    without end."""
+    ann = await make_user("ann@example.com")
+    own = await login("ann@example.com")
+    issued = [await issue_key(ann["id"], own) for _ in range(MAX_API_KEYS_PER_USER)]
+    refused = await security_client.post(f"/users/{ann['id']}/api_keys", json={}, headers=own)
+    assert refused.status == 409, await refused.text()
+    assert str(MAX_API_KEYS_PER_USER) in (await refused.json())["detail"]
+    listed = await (await security_client.get(f"/users/{ann['id']}/api_keys?limit=100", headers=admin)).json()
+    assert sorted(k["key"] for k in listed["items"]) == sorted(k["key"] for k in issued)
+    published = await read_topic(kafka, "api_keys", min_count=len(issued))
+    assert sorted({m.key for m in published}) == sorted(k["key"] for k in issued)
+    revoked = await security_client.delete(f"/users/{ann['id']}/api_keys/{issued[0]['id']}", headers=own)
+    assert revoked.status == 204
+    assert (await security_client.post(f"/users/{ann['id']}/api_keys", json={}, headers=own)).status == 201
