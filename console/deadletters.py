@@ -57,7 +57,8 @@ class Letter:
 
 
 def parse_id(raw: str) -> tuple[str, Any, Any]:
-    """('m', partition, offset) or ('o', service, id); InvalidInput naming `id` otherwise."""
+    """('m', partition, offset) or ('o', service, id); InvalidInput naming `id` otherwise.
+    Numbers are read as numbers: `m-0-05` is `m-0-5` (see `canonical`)."""
     match = LETTER_ID.match(raw) if len(raw) <= 64 else None
     if match is None:
         raise InvalidInput("id", "a dead letter id is m-<partition>-<offset> or o-<service>-<id>")
@@ -66,6 +67,13 @@ def parse_id(raw: str) -> tuple[str, Any, Any]:
             raise InvalidInput("id", f"no service {match['service']!r}")
         return "o", match["service"], int(match["id"])
     return "m", int(match["partition"]), int(match["offset"])
+
+
+def canonical(raw: str) -> str:
+    """The one name of the letter `raw` names (`m-00-07` is `m-0-7`): what a replay is
+    recorded under, so that no spelling of a letter replays it a second time."""
+    kind, a, b = parse_id(raw)
+    return f"{kind}-{a}-{b}"
 
 
 def _materializer_letter(record: dict[str, Any]) -> Letter:
@@ -148,7 +156,7 @@ async def replay(
         raise InvalidInput("ids", "select at least one dead letter")
     if len(ids) > MAX_SELECTION:
         raise InvalidInput("ids", f"at most {MAX_SELECTION} at once")
-    parsed = {raw: parse_id(raw) for raw in ids}  # each once, in the order given
+    parsed = {canonical(raw): parse_id(raw) for raw in ids}  # each letter once, in the order given
     out = []
     for raw, (kind, a, b) in parsed.items():
         if kind == "m":

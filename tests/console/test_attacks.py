@@ -1,0 +1,248 @@
+"""The console attacked: by a hostile caller (names of one dead letter spelled twice, a dead
+letter naming a topic the materializer never reads, internal topics, a stream kept open after
+signing out, the bearer header instead of the cookie) and by a failing machine (PostgreSQL
+refusing the record of a replay after the record went out, Kafka refusing the replayed record,
+a worker answering figures that are not numbers). Real Kafka and PostgreSQL throughout."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from console import deadletters
+from console.app import create_app
+from console.config import Config, OperationsSettings
+from console.errors import NotAllowed, Unavailable
+from kafka_integration import KafkaSettings, new_producer
+from kafka_integration.topics import TopicSpec, ensure_topics
+from servicekit.db import migrate
+from tests.console.test_app import ADMIN, csrf_of, sign_in
+from tests.console.test_app import console as console  # noqa: PLC0414 (the fixtures, shared)
+from tests.console.test_app import security as security  # noqa: PLC0414
+from tests.support import Tokens, read_topic, wait_until
+
+
+async def _dead_letter(kafka: KafkaSettings, ops: OperationsSettings, **body: Any) -> str:
+    """A dead letter on the dead-letter topic as the materializer writes one; its console id."""
+    letter = {
+        "reason": "no row in customers_table",
+        "name": "invoices_created",
+        "topic": "invoices",
+        "partition": 0,
+        "offset": 3,
+        "timestamp": 1_700_000_000_000,
+        "key": "910001",
+        "value": {"id": 910001, "customer_id": 810001, "action": "created"},
+        **body,
+    }
+    producer = new_producer(kafka)
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(
+            kafka.topic(ops.dead_letter_topic), orjson.dumps(letter), key=b"910001", partition=0
+        )
+    finally:
+        await producer.stop()
+    return f"m-{meta.partition}-{meta.offset}"
+
+
+async def _replayed(kafka: KafkaSettings, topic: str) -> list[Any]:
+    """The records on `topic` that a replay produced (every copy)."""
+    found = await read_topic(kafka, topic)
+    return [m for m in found if deadletters.REPLAY_HEADER in dict(m.headers or {})]
+
+
+@pytest.fixture
+async def topics(kafka: KafkaSettings, ops: OperationsSettings) -> None:
+    await ensure_topics(
+        kafka, [TopicSpec("invoices", partitions=1, compacted=False), TopicSpec(ops.dead_letter_topic, 1)]
+    )
+
+
+async def test_a_dead_letter_spelled_with_leading_zeros_is_still_replayed_once(
+    topics: None, pool: asyncpg.Pool, ops: OperationsSettings, kafka: KafkaSettings
+) -> None:
+    ident = await _dead_letter(kafka, ops)
+    _, partition, offset = ident.split("-")
+    same = [f"m-0{partition}-{offset}", f"m-{partition}-00{offset}"]
+    [done] = await deadletters.replay(pool, ops, [ident], "tester")
+    assert done["id"] == ident
+    for alias in same:
+        with pytest.raises(NotAllowed):
+            await deadletters.replay(pool, ops, [alias], "tester")
+    assert len(await _replayed(kafka, "invoices")) == 1
+    assert await pool.fetchval("SELECT count(*) FROM console_actions") == 1
+
+
+async def test_an_outbox_dead_letter_named_twice_in_one_selection_is_moved_back_once(
+    pool: asyncpg.Pool, ops: OperationsSettings
+) -> None:
+    schema = ops.schemas["orders"]
+    await migrate(pool, ["kafka_integration"], schema)
+    await pool.execute(
+        f"""INSERT INTO "{schema}".kafka_outbox_dead (id, topic, key, value, headers, created_at, error)
+            VALUES (77, 'orders', '5', '{{"id": 5}}', '{{}}', now(), 'MessageSizeTooLargeError')"""
+    )
+    done = await deadletters.replay(pool, ops, ["o-orders-77", "o-orders-077"], "tester")
+    assert [d["id"] for d in done] == ["o-orders-77"]
+    with pytest.raises(NotAllowed):
+        await deadletters.replay(pool, ops, ["o-orders-0077"], "tester")
+    assert await pool.fetchval(f'SELECT count(*) FROM "{schema}".kafka_outbox WHERE key = $1', "5") == 1
+    assert await pool.fetchval("SELECT count(*) FROM console_actions") == 1
+
+
+@pytest.mark.parametrize("target", ["revocations", "api_keys", "users", "notifications_dead_letters"])
+async def test_a_dead_letter_naming_a_topic_the_materializer_does_not_read_is_not_replayed(
+    target: str, topics: None, pool: asyncpg.Pool, ops: OperationsSettings, kafka: KafkaSettings
+) -> None:
+    """Whoever can write the dead-letter topic must not get the console (an administrator's
+    click) to publish a forged revocation, API key or user."""
+    await ensure_topics(kafka, [TopicSpec(target, partitions=1)])
+    ident = await _dead_letter(kafka, ops, topic=target, key="1", value={"id": 1, "admin": True})
+    with pytest.raises(NotAllowed):
+        await deadletters.replay(pool, ops, [ident], "tester")
+    assert await _replayed(kafka, target) == []
+    assert await pool.fetchval("SELECT count(*) FROM console_actions") == 0
+
+
+async def test_a_replay_postgresql_cannot_confirm_after_it_went_out_is_not_done_twice(
+    topics: None, pool: asyncpg.Pool, ops: OperationsSettings, kafka: KafkaSettings
+) -> None:
+    """PostgreSQL fails after the record was produced: the letter must not look untouched (a
+    second click would send the invoice twice); it stays claimed, its replay unconfirmed."""
+    ident = await _dead_letter(kafka, ops)
+    await pool.execute(
+        """CREATE FUNCTION refuse_target() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'the database went away'; END $$;
+           CREATE TRIGGER refuse_target BEFORE UPDATE ON console_actions
+           FOR EACH ROW EXECUTE FUNCTION refuse_target()"""
+    )
+    with pytest.raises(Exception):  # noqa: B017 (whatever the failure, the next part matters)
+        await deadletters.replay(pool, ops, [ident], "tester")
+    await pool.execute("DROP TRIGGER refuse_target ON console_actions")
+    with pytest.raises(NotAllowed):
+        await deadletters.replay(pool, ops, [ident], "tester")
+    assert len(await _replayed(kafka, "invoices")) == 1
+    [letter] = [x for x in await deadletters.listing(pool, ops) if x.id == ident]
+    assert letter.replayed is not None and letter.replayed["target"] is None
+
+
+async def test_a_replay_kafka_refuses_is_not_recorded_and_can_be_tried_again(
+    pool: asyncpg.Pool, ops: OperationsSettings, kafka: KafkaSettings
+) -> None:
+    """Kafka refuses the replayed record (too large for its topic): nothing is recorded, the
+    operator is told (a console error, not a crash), and the replay can be tried again."""
+    await ensure_topics(
+        kafka,
+        [
+            TopicSpec("invoices", partitions=1, compacted=False, config={"max.message.bytes": "2000"}),
+            TopicSpec(ops.dead_letter_topic, 1),
+        ],
+    )
+    ident = await _dead_letter(kafka, ops, value={"id": 1, "po": "x" * 5000})
+    with pytest.raises(Unavailable):
+        await deadletters.replay(pool, ops, [ident], "tester")
+    assert await pool.fetchval("SELECT count(*) FROM console_actions") == 0
+    assert await _replayed(kafka, "invoices") == []
+    [letter] = [x for x in await deadletters.listing(pool, ops) if x.id == ident]
+    assert letter.replayed is None
+
+
+@pytest.fixture
+def no_prefix(test_env: dict[str, str]) -> dict[str, str]:
+    return {**test_env, "KAFKA_TOPIC_PREFIX": ""}
+
+
+async def test_internal_topics_cannot_be_browsed(
+    no_prefix: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any], kafka: KafkaSettings
+) -> None:
+    """The listing hides Kafka's own topics (every group's offsets, every transaction); the
+    page of one, asked by name, must not show them either."""
+    env = {**no_prefix, "SECURITY_URL": str(security.make_url("")).rstrip("/"), "WORKER_URLS": "http://127.0.0.1:9"}
+    await ensure_topics(kafka, [TopicSpec("invoices", partitions=1)])  # a group commits somewhere
+    client = await serve(create_app(Config.from_env(env)))
+    assert (await sign_in(client, *ADMIN)).status == 303
+    for name in ("__consumer_offsets", "__transaction_state", "_schemas", "__cluster_metadata"):
+        resp = await client.get(f"/topics/{name}?partition=0")
+        assert resp.status == 404, (name, resp.status)
+
+
+async def test_the_live_stream_ends_once_the_session_is_signed_out(console: TestClient[Any, Any]) -> None:
+    assert (await sign_in(console, *ADMIN)).status == 303
+    token = await csrf_of(console, "/")
+    async with console.get("/events") as stream:
+        assert stream.status == 200
+        await stream.content.readline()
+        out = await console.post("/logout", data={"csrf": token}, allow_redirects=False)
+        assert out.status == 303
+        # the stream (opened with the now revoked token) ends, rather than feeding figures forever
+        while await stream.content.readline():
+            pass
+
+
+async def test_the_bearer_header_expired_and_foreign_tokens_do_not_sign_in(
+    console: TestClient[Any, Any], tokens: Tokens, signing_keys: dict[str, str], tmp_path: Any
+) -> None:
+    from tests.support import write_signing_keys
+
+    admin = tokens.admin()
+    for path in ("/", "/deadletters", "/topics", "/events"):  # the header is not the session
+        resp = await console.get(path, headers=Tokens.header(admin), allow_redirects=False)
+        assert resp.status in (303, 401), (path, resp.status)
+    other = write_signing_keys(tmp_path)["JWT_PRIVATE_KEY_FILE"]
+    for token in (
+        tokens.make(admin=True, ttl=-120),
+        tokens.make(admin=True, key_file=other),
+        tokens.make(admin=True, aud="someone-else"),
+        tokens.make(admin="yes"),
+    ):
+        console.session.cookie_jar.update_cookies({"console_session": token})
+        resp = await console.get("/deadletters", allow_redirects=False)
+        assert resp.status == 303, token
+        token_field = await csrf_of(console, "/login")
+        replay = await console.post(
+            "/deadletters/replay", data={"csrf": token_field, "id": "m-0-0"}, allow_redirects=False
+        )
+        assert replay.status == 401
+
+
+@pytest.fixture
+async def odd_worker() -> AsyncIterator[str]:
+    """A worker whose figures are not all finite numbers (a gauge can be NaN)."""
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response(["not", "an", "object"])
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            text="materializer_state_bytes NaN\nmaterializer_parked +Inf\nmaterializer_records_in_total x\n"
+        )
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+async def test_a_worker_answering_odd_figures_does_not_break_the_workers_page(
+    test_env: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any], odd_worker: str
+) -> None:
+    env = {**test_env, "SECURITY_URL": str(security.make_url("")).rstrip("/"), "WORKER_URLS": odd_worker}
+    client = await serve(create_app(Config.from_env(env)))
+    assert (await sign_in(client, *ADMIN)).status == 303
+
+    async def shown() -> bool:
+        resp = await client.get("/workers")
+        assert resp.status == 200, await resp.text()
+        return odd_worker in await resp.text()
+
+    await wait_until(shown)
