@@ -23,8 +23,8 @@ from kafka_integration import KafkaSettings, new_producer
 from kafka_integration.topics import TopicSpec, ensure_topics
 from servicekit.db import migrate
 from tests.console.test_app import ADMIN, csrf_of, sign_in
-from tests.console.test_app import console as console  # noqa: PLC0414 (the fixtures, shared)
-from tests.console.test_app import security as security  # noqa: PLC0414
+from tests.console.test_app import console as console
+from tests.console.test_app import security as security
 from tests.support import Tokens, read_topic, wait_until
 
 
@@ -123,7 +123,7 @@ async def test_a_replay_postgresql_cannot_confirm_after_it_went_out_is_not_done_
            CREATE TRIGGER refuse_target BEFORE UPDATE ON console_actions
            FOR EACH ROW EXECUTE FUNCTION refuse_target()"""
     )
-    with pytest.raises(Exception):  # noqa: B017 (whatever the failure, the next part matters)
+    with pytest.raises(Unavailable):
         await deadletters.replay(pool, ops, [ident], "tester")
     await pool.execute("DROP TRIGGER refuse_target ON console_actions")
     with pytest.raises(NotAllowed):
@@ -164,7 +164,11 @@ async def test_internal_topics_cannot_be_browsed(
 ) -> None:
     """The listing hides Kafka's own topics (every group's offsets, every transaction); the
     page of one, asked by name, must not show them either."""
-    env = {**no_prefix, "SECURITY_URL": str(security.make_url("")).rstrip("/"), "WORKER_URLS": "http://127.0.0.1:9"}
+    env = {
+        **no_prefix,
+        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
+        "WORKER_URLS": "http://127.0.0.1:9",
+    }
     await ensure_topics(kafka, [TopicSpec("invoices", partitions=1)])  # a group commits somewhere
     client = await serve(create_app(Config.from_env(env)))
     assert (await sign_in(client, *ADMIN)).status == 303
