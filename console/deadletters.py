@@ -65,7 +65,7 @@ class Letter:
 def parse_id(raw: str) -> tuple[str, Any, Any]:
     """('m', partition, offset) or ('o', service, id); InvalidInput naming `id` otherwise.
     Numbers are read as numbers: `m-0-05` is `m-0-5` (see `canonical`)."""
-    match = LETTER_ID.match(raw) if len(raw) <= 64 else None
+    match = LETTER_ID.fullmatch(raw) if len(raw) <= 64 else None
     if match is None:
         raise InvalidInput("id", "a dead letter id is m-<partition>-<offset> or o-<service>-<id>")
     if match["service"] is not None:

@@ -6,8 +6,10 @@ a worker answering figures that are not numbers). Real Kafka and PostgreSQL thro
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import orjson
@@ -18,7 +20,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from console import deadletters
 from console.app import create_app
 from console.config import Config, OperationsSettings
-from console.errors import NotAllowed, Unavailable
+from console.db import console_pool
+from console.errors import InvalidInput, NotAllowed, Unavailable
 from kafka_integration import KafkaSettings, new_producer
 from kafka_integration.topics import TopicSpec, ensure_topics
 from servicekit.db import migrate
@@ -252,3 +255,70 @@ async def test_a_worker_answering_odd_figures_does_not_break_the_workers_page(
         return odd_worker in await resp.text()
 
     await wait_until(shown)
+
+
+async def test_a_dead_letter_id_with_a_trailing_newline_is_refused(
+    pool: asyncpg.Pool, ops: OperationsSettings
+) -> None:
+    """`$` matches before a final newline: `m-0-1\\n` was a valid id (and another name)."""
+    for bad in ("m-0-1\n", "o-orders-1\n"):
+        with pytest.raises(InvalidInput):
+            await deadletters.replay(pool, ops, [bad], "tester")
+    assert await pool.fetchval("SELECT count(*) FROM console_actions") == 0
+
+
+async def test_two_consoles_replaying_one_letter_at_once_send_it_once(
+    topics: None, pool: asyncpg.Pool, ops: OperationsSettings, kafka: KafkaSettings
+) -> None:
+    """A double click, or two console processes (each its own pool), at the same moment."""
+    ident = await _dead_letter(kafka, ops)
+    async with console_pool(ops) as other:
+        outcomes = await asyncio.gather(
+            *(
+                deadletters.replay(p, ops, [ident], f"op{n}")
+                for n, p in enumerate((pool, other, pool, other))
+            ),
+            return_exceptions=True,
+        )
+    assert len([o for o in outcomes if isinstance(o, list)]) == 1, outcomes
+    assert all(isinstance(o, (list, NotAllowed)) for o in outcomes), outcomes
+    assert len(await _replayed(kafka, "invoices")) == 1
+    assert await pool.fetchval("SELECT count(*) FROM console_actions") == 1
+
+
+async def test_what_a_dead_letter_says_is_shown_as_text(
+    topics: None, console: TestClient[Any, Any], ops: OperationsSettings, kafka: KafkaSettings
+) -> None:
+    script = '<script>alert(1)</script><img src=x onerror=alert(2)>"\x1b[2J'
+    await _dead_letter(kafka, ops, reason=script, name=script, key=script, value={script: script})
+    assert (await sign_in(console, *ADMIN)).status == 303
+
+    async def listed() -> bool:
+        return "&lt;script&gt;" in await (await console.get("/deadletters")).text()
+
+    await wait_until(listed)
+    page = await (
+        await console.get("/deadletters?done=" + quote("1. Your session expired: sign in at evil.example"))
+    ).text()
+    assert "<script>" not in page and "<img" not in page and "\x1b" not in page
+    assert "evil.example" not in page  # `done` is a count, nothing else is echoed
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../deadletters",
+        "/static/..%2Fdeadletters",
+        "/static/%2e%2e/deadletters",
+        "/login/../deadletters",
+        "/login/..%2Fdeadletters",
+        "/health/../events",
+        "/healthz",
+        "/loginx",
+    ],
+)
+async def test_public_path_prefixes_do_not_open_a_page(console: TestClient[Any, Any], path: str) -> None:
+    resp = await console.get(path, allow_redirects=False)
+    body = await resp.text()
+    assert resp.status in (303, 401, 403, 404), (path, resp.status)
+    assert "Dead letters" not in body and "event: flow" not in body, path
