@@ -20,6 +20,7 @@ from console import charts, deadletters, lag, notices, records, session, tables,
 from console.errors import InvalidInput, NotFound
 from console.flow import SAMPLE_SECONDS, WORKER_FIGURES
 from console.keys import CONFIG, FLOW, HTTP, NOTIFICATIONS_POOL, POOL
+from kafka_integration.tail import printable
 from notifications import templates
 from servicekit.auth import REVOCATIONS
 
@@ -151,12 +152,12 @@ async def deadletters_page(request: web.Request) -> dict[str, Any]:
     letters = await deadletters.listing(request.app[POOL], request.app[CONFIG].ops)
     return {
         "letters": [_shown_letter(x) for x in reversed(letters)],
-        "done": request.query.get("done", "")[:200],
+        "done": done if (done := request.query.get("done", "")).isdecimal() and len(done) < 4 else "",
     }
 
 
 def _shown_letter(letter: deadletters.Letter) -> dict[str, Any]:
-    out = letter.as_dict()
+    out = {k: printable(v) if isinstance(v, str) else v for k, v in letter.as_dict().items()}
     out["value_text"] = json.dumps(letter.value, indent=2, ensure_ascii=True, default=str)[:5000]
     out["when"] = _when(letter.timestamp_ms)
     return out
