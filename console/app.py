@@ -16,6 +16,7 @@ import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from console import session
 from console.config import Config
@@ -78,6 +79,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return _problem(request, status, str(exc))
     except session.SignInRefused as exc:
         return _problem(request, exc.status, str(exc), template="login.html")
+    except KafkaError as exc:  # the broker down or unreachable: say so, not a 500
+        return _problem(request, 503, f"Kafka cannot be asked now ({type(exc).__name__}): try again shortly")
 
 
 def _problem(request: web.Request, status: int, message: str, template: str = "problem.html") -> web.Response:
