@@ -322,3 +322,37 @@ async def test_public_path_prefixes_do_not_open_a_page(console: TestClient[Any, 
     body = await resp.text()
     assert resp.status in (303, 401, 403, 404), (path, resp.status)
     assert "Dead letters" not in body and "event: flow" not in body, path
+
+
+async def test_a_form_posted_from_another_origin_or_with_another_sessions_token_is_refused(
+    console: TestClient[Any, Any], test_env: dict[str, str]
+) -> None:
+    """A sibling site can plant the CSRF cookie it knows a token for, and its POST is same-site
+    (the SameSite cookie goes along): the Origin gives it away, and the token is the session's."""
+    assert (await sign_in(console, *ADMIN)).status == 303
+    token = await csrf_of(console, "/deadletters")
+    for origin in ("http://evil.example", "null", "http://[", f"http://{console.host}:1"):
+        resp = await console.post(
+            "/deadletters/replay",
+            data={"csrf": token, "id": "m-0-0"},
+            headers={"Origin": origin},
+            allow_redirects=False,
+        )
+        assert resp.status == 403, (origin, resp.status)
+    same = await console.post(
+        "/deadletters/replay",
+        data={"csrf": token, "id": "m-0-0"},
+        headers={"Origin": str(console.make_url("")).rstrip("/")},
+        allow_redirects=False,
+    )
+    assert same.status != 403  # the console's own page: past CSRF (no such letter: 404)
+    # the same CSRF cookie in a new session: the old session's token no longer does anything
+    out = await console.post("/logout", data={"csrf": token}, allow_redirects=False)
+    assert out.status == 303
+    assert (await sign_in(console, *ADMIN)).status == 303
+    stale = await console.post(
+        "/deadletters/replay", data={"csrf": token, "id": "m-0-0"}, allow_redirects=False
+    )
+    assert stale.status == 403
+    fresh = await csrf_of(console, "/deadletters")
+    assert fresh != token
