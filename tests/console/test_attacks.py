@@ -356,3 +356,27 @@ async def test_a_form_posted_from_another_origin_or_with_another_sessions_token_
     assert stale.status == 403
     fresh = await csrf_of(console, "/deadletters")
     assert fresh != token
+
+
+@pytest.mark.parametrize(
+    ("args", "broken", "says"),
+    [
+        (("lag",), {"BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "Kafka"),
+        (("deadletters", "list"), {"DATABASE_URL": "postgresql://postgres:x@127.0.0.1:1/app"}, "PostgreSQL"),
+        (("deadletters", "replay", "m-0-1\n"), {}, "id"),
+        (
+            ("deadletters", "replay", "m-0-1", "m-0-01"),
+            {"BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+            "Kafka",
+        ),
+    ],
+)
+async def test_the_commands_say_what_is_down_or_refused_without_a_traceback(
+    test_env: dict[str, str], args: tuple[str, ...], broken: dict[str, str], says: str
+) -> None:
+    from tests.console.test_operations import _console
+
+    done = await _console({**test_env, "PATH": "/usr/bin:/bin", **broken}, *args)
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]  # after what the Kafka client logs
+    assert last.startswith(("error:", "refused:")) and says in last, done.stderr
