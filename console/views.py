@@ -166,7 +166,10 @@ def _shown_letter(letter: deadletters.Letter) -> dict[str, Any]:
 def _when(ms: Any) -> str:
     if not isinstance(ms, int):
         return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
+    try:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # past year 9999 or before year 1: not shown
+        return ""
 
 
 @routes.post("/deadletters/replay")

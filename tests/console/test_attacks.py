@@ -380,3 +380,33 @@ async def test_the_commands_say_what_is_down_or_refused_without_a_traceback(
     assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
     last = done.stderr.strip().splitlines()[-1]  # after what the Kafka client logs
     assert last.startswith(("error:", "refused:")) and says in last, done.stderr
+
+
+async def test_odd_record_times_and_hostile_positions_never_break_a_page(
+    topics: None, console: TestClient[Any, Any], ops: OperationsSettings, kafka: KafkaSettings
+) -> None:
+    """Dead letters claiming a time past year 9999, before year 1 or not a number: the page
+    still shows them (the time blank); hostile browse positions get a page or a 4xx."""
+    for when in (10**17, -(10**17), "yesterday", 2**63 - 1):
+        await _dead_letter(kafka, ops, timestamp=when)
+    # (a record's own time cannot be so: the broker refuses one more than an hour ahead)
+    assert (await sign_in(console, *ADMIN)).status == 303
+
+    async def all_listed() -> bool:
+        resp = await console.get("/deadletters")
+        assert resp.status == 200, await resp.text()
+        return (await resp.text()).count('class="replay-one"') == 4
+
+    await wait_until(all_listed)
+    page = await console.get("/topics/invoices?partition=0&offset=0")
+    assert page.status == 200, await page.text()
+    for query in (
+        "at=0001-01-01T00:00:00%2B14:00",
+        "at=9999-12-31T23:59:59-14:00",
+        "at=2026-02-30T00:00:00Z",
+        "offset=9223372036854775807",
+        "partition=100000",
+        "at=2026-01-01T00:00:00Z&offset=5",
+    ):
+        resp = await console.get(f"/topics/invoices?{query}")
+        assert resp.status < 500, (query, resp.status, await resp.text())
