@@ -29,7 +29,7 @@ ENVIRONMENT = f"""{cli.KAFKA_AND_DATABASE}
   WORKER_URLS            the workers' /metrics, comma separated (default http://127.0.0.1:3005)
   NOTIFICATIONS_URL      the notifications API, for the tables (default http://127.0.0.1:3003)
   JWT_PUBLIC_KEY_FILE    the security service's public key, to check tokens (or JWT_PUBLIC_KEY)
-  CONSUMER_GROUP, DEAD_LETTER_TOPIC   as the worker's
+  CONSUMER_GROUP, DEAD_LETTER_TOPIC, NOTIFICATIONS_TENANT   as the worker's
   CONSOLE_COOKIE_SECURE  1 when the console is served over HTTPS"""
 DESCRIPTION = (
     "The operations console in the browser (without a command): the flow from a write to an"

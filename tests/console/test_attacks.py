@@ -17,11 +17,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from console import deadletters
+from console import deadletters, notices
 from console.app import create_app
 from console.config import Config, OperationsSettings
 from console.db import console_pool
-from console.errors import InvalidInput, NotAllowed, Unavailable
+from console.errors import InvalidInput, NotAllowed, NotFound, Unavailable
 from kafka_integration import KafkaSettings, new_producer
 from kafka_integration.topics import TopicSpec, ensure_topics
 from servicekit.db import migrate
@@ -410,3 +410,35 @@ async def test_odd_record_times_and_hostile_positions_never_break_a_page(
     ):
         resp = await console.get(f"/topics/invoices?{query}")
         assert resp.status < 500, (query, resp.status, await resp.text())
+
+
+async def test_another_tenants_notifications_are_neither_shown_nor_retried(
+    pool: asyncpg.Pool, ops: OperationsSettings
+) -> None:
+    """Workers of several tenants (NOTIFICATIONS_TENANT) share the notifications table; each
+    sends only its own. The console of one tenant (its topic prefix, its tenant) must not list,
+    show or retry another's: a retried row would be sent by that tenant's worker."""
+    schema = ops.schemas["notifications"]
+    await migrate(pool, ["notifications"], schema)
+    ids = {}
+    for n, tenant in enumerate(("default", "other")):
+        ids[tenant] = await pool.fetchval(
+            f"""INSERT INTO "{schema}".email_notifications
+                (source_topic, source_partition, source_offset, template, recipient, message_id,
+                 status, error, failures, tenant)
+                VALUES ('invoices', 0, $1, 'invoice', 'x@y.io', $2, 'failed', 'refused', 5, $3)
+                RETURNING id""",
+            n,
+            f"<m{n}.{tenant}@test>",
+            tenant,
+        )
+    assert [r["id"] for r in await notices.listing(pool, ops)] == [ids["default"]]
+    assert (await notices.counts(pool, ops))["failed"] == 1
+    with pytest.raises(NotFound):
+        await notices.one(pool, ops, ids["other"])
+    with pytest.raises(NotFound):
+        await notices.retry(pool, ops, ids["other"], "tester")
+    status = f'SELECT status FROM "{schema}".email_notifications WHERE id = $1'
+    assert await pool.fetchval(status, ids["other"]) == "failed"
+    await notices.retry(pool, ops, ids["default"], "tester")
+    assert await pool.fetchval(status, ids["default"]) == "created"
