@@ -7,8 +7,8 @@
   the revocations topic as every service does, so a revoked token is refused here too.
 - CSRF: every response sets (once) a random `console_csrf` cookie; every form carries
   `HMAC(app secret, that cookie and the session cookie)`; every POST without the matching field,
-  or with an Origin header naming another host, is refused (403) before anything is done,
-  sign-in included.
+  or with an Origin header naming another host than Host (or X-Forwarded-Host: a proxy in front
+  passes one of them), is refused (403) before anything is done, sign-in included.
 """
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ def csrf_ok(request: web.Request, form: Any) -> bool:
     """The form's CSRF field matches, and the browser says it comes from this console's own
     pages (an Origin, when sent, naming this host: a sibling site can plant cookies, not that)."""
     origin = request.headers.get("Origin")
-    if origin is not None and _host_of(origin) != request.host:
+    # behind a proxy, the host the browser used is Host (passed on) or X-Forwarded-Host; a form
+    # posted by a browser from another site can set neither
+    hosts = {request.host, request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()}
+    if origin is not None and _host_of(origin) not in hosts - {""}:
         return False
     given = form.get(CSRF_FIELD, "") if form is not None else ""
     if CSRF_COOKIE not in request.cookies or not isinstance(given, str) or len(given) != 64:

@@ -346,6 +346,13 @@ async def test_a_form_posted_from_another_origin_or_with_another_sessions_token_
         allow_redirects=False,
     )
     assert same.status != 403  # the console's own page: past CSRF (no such letter: 404)
+    proxied = await console.post(  # behind a proxy that names the browser's host this way
+        "/deadletters/replay",
+        data={"csrf": token, "id": "m-0-0"},
+        headers={"Origin": "https://console.example", "X-Forwarded-Host": "console.example"},
+        allow_redirects=False,
+    )
+    assert proxied.status != 403
     # the same CSRF cookie in a new session: the old session's token no longer does anything
     out = await console.post("/logout", data={"csrf": token}, allow_redirects=False)
     assert out.status == 303
