@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import asyncpg
@@ -208,8 +208,8 @@ async def test_the_bearer_header_expired_and_foreign_tokens_do_not_sign_in(
         tokens.make(admin=True, ttl=-120),
         tokens.make(admin=True, key_file=other),
         tokens.make(admin=True, aud="someone-else"),
-        tokens.make(admin="false"),  # a signed claim that is not JSON true is not an administrator
-        tokens.make(admin=1),
+        tokens.make(admin=cast(Any, "false")),  # a signed claim that is not JSON true: not an admin
+        tokens.make(admin=cast(Any, 1)),
     ):
         console.session.cookie_jar.update_cookies({"console_session": token})
         resp = await console.get("/deadletters", allow_redirects=False)

@@ -26,7 +26,7 @@ async def test_with_the_broker_down_the_worker_is_degraded_and_the_console_answe
 ) -> None:
     assert local_kafka(test_env), "this test stops the project's own broker"
     materializer, notifier = worker
-    health = await serve(worker_app(materializer, notifier))
+    health: TestClient[Any, Any] = await serve(worker_app(materializer, notifier))
     env = {
         **test_env,
         "SECURITY_URL": str(security.make_url("")).rstrip("/"),
