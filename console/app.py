@@ -16,6 +16,7 @@ import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from console import session
 from console.config import Config
@@ -31,6 +32,18 @@ from servicekit.http import Handler
 STATIC = Path(__file__).with_name("static")
 PUBLIC = ("/login", "/health", "/static/")
 STATUS = {InvalidInput: 422, NotFound: 404, NotAllowed: 409, Unavailable: 503}
+# Every response: nothing fetched from elsewhere (a message's image or stylesheet, shown in the
+# sandboxed frame that inherits this, would tell its sender who looked and when), no framing by
+# another site (a click there would be the operator's), forms posted only here.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def create_app(config: Config) -> web.Application:
@@ -48,7 +61,12 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.router.add_routes(routes)
     app.router.add_static("/static/", STATIC)
+    app.on_response_prepare.append(_security_headers)
     return app
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -78,6 +96,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return _problem(request, status, str(exc))
     except session.SignInRefused as exc:
         return _problem(request, exc.status, str(exc), template="login.html")
+    except KafkaError as exc:  # the broker down or unreachable: say so, not a 500
+        return _problem(request, 503, f"Kafka cannot be asked now ({type(exc).__name__}): try again shortly")
 
 
 def _problem(request: web.Request, status: int, message: str, template: str = "problem.html") -> web.Response:

@@ -1,6 +1,7 @@
 """`python -m console COMMAND`: the console's actions as commands, on the same operations as the
 pages (deadletters list|replay, notifications retry, lag). Output is JSON lines with `--json`,
-else a short table; exit status 2 for input the console refuses, 1 when something is missing."""
+else a short table; exit status 2 for input the console refuses, 1 when something is missing
+or Kafka or PostgreSQL cannot be reached (a line saying which, not a traceback)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
+
+import asyncpg
+from aiokafka.errors import KafkaError
 
 from console import deadletters, lag, notices
 from console.config import OperationsSettings
@@ -25,7 +29,7 @@ ENVIRONMENT = f"""{cli.KAFKA_AND_DATABASE}
   WORKER_URLS            the workers' /metrics, comma separated (default http://127.0.0.1:3005)
   NOTIFICATIONS_URL      the notifications API, for the tables (default http://127.0.0.1:3003)
   JWT_PUBLIC_KEY_FILE    the security service's public key, to check tokens (or JWT_PUBLIC_KEY)
-  CONSUMER_GROUP, DEAD_LETTER_TOPIC   as the worker's
+  CONSUMER_GROUP, DEAD_LETTER_TOPIC, NOTIFICATIONS_TENANT   as the worker's
   CONSOLE_COOKIE_SECURE  1 when the console is served over HTTPS"""
 DESCRIPTION = (
     "The operations console in the browser (without a command): the flow from a write to an"
@@ -111,4 +115,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     except ConsoleError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KafkaError as exc:  # the broker down or unreachable: its words, not a traceback
+        print(f"error: Kafka cannot be asked: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"error: PostgreSQL cannot be reached: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)

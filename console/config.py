@@ -3,7 +3,8 @@
 CONSOLE_PORT (3006) and HOST; DATABASE_URL, with DATABASE_SCHEMA when every service shares one
 schema (tests), else each service's own (`customers`, `orders`, `security`, `notifications`) and
 the console's (`console`); Kafka as every service (BOOTSTRAP_SERVERS, KAFKA_TOPIC_PREFIX, ...);
-CONSUMER_GROUP and DEAD_LETTER_TOPIC as the worker's; WORKER_URLS (comma separated, the workers'
+CONSUMER_GROUP, DEAD_LETTER_TOPIC and NOTIFICATIONS_TENANT as the worker's (the notifications
+of other tenants, in the same table, are not shown or retried); WORKER_URLS (comma separated, the workers'
 /health and /metrics; default http://127.0.0.1:3005); SECURITY_URL (sign-in, default
 http://127.0.0.1:3004); NOTIFICATIONS_URL (the materialized tables, default
 http://127.0.0.1:3003); JWT_PUBLIC_KEY_FILE and the other token settings as every service;
@@ -35,6 +36,7 @@ class OperationsSettings:
     schemas: dict[str, str] = field(default_factory=dict)  # service -> schema
     group_id: str = "notifications"
     dead_letter_topic: str = "notifications_dead_letters"
+    tenant: str = "default"  # the notifications this system's workers send (NOTIFICATIONS_TENANT)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> OperationsSettings:
@@ -44,6 +46,7 @@ class OperationsSettings:
             schemas={s: DatabaseSettings.from_env(environ, schema=s).schema for s in SERVICES},
             group_id=env_str(environ, "CONSUMER_GROUP", "notifications"),
             dead_letter_topic=env_str(environ, "DEAD_LETTER_TOPIC", "notifications_dead_letters"),
+            tenant=env_str(environ, "NOTIFICATIONS_TENANT", "default"),
         )
 
 

@@ -9,22 +9,28 @@
   kafka_integration/deadletters.py). Named `o-<service>-<id>`. Replaying one moves it back into
   that service's outbox, behind what is there; its relay publishes it.
 
-Each replay is recorded in `console_actions` (who, when, where the record went), in the same
-transaction that claims it: a letter is replayed once.
+Each replay is recorded in `console_actions` (who, when, where the record went) under the
+letter's one name: a letter is replayed once. An outbox letter is moved in the transaction that
+claims it. A materializer letter is claimed (committed) before it is produced, and only a record
+Kafka certainly did not take gives the claim back: when PostgreSQL or Kafka fails in between, it
+stays claimed without a target ("not confirmed": look on its topic), never sent twice. Only the
+topics the materializer reads are written to, whatever a dead letter says.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import orjson
+from aiokafka.errors import KafkaError, KafkaTimeoutError, RequestTimedOutError
 
 from console import records
 from console.config import SERVICES, OperationsSettings
-from console.errors import InvalidInput, NotAllowed, NotFound
+from console.errors import InvalidInput, NotAllowed, NotFound, Unavailable
 from kafka_integration import KafkaSettings, new_producer
 from kafka_integration import deadletters as outbox_dead
 from kafka_integration.errors import NoSuchDeadLetter
@@ -57,8 +63,9 @@ class Letter:
 
 
 def parse_id(raw: str) -> tuple[str, Any, Any]:
-    """('m', partition, offset) or ('o', service, id); InvalidInput naming `id` otherwise."""
-    match = LETTER_ID.match(raw) if len(raw) <= 64 else None
+    """('m', partition, offset) or ('o', service, id); InvalidInput naming `id` otherwise.
+    Numbers are read as numbers: `m-0-05` is `m-0-5` (see `canonical`)."""
+    match = LETTER_ID.fullmatch(raw) if len(raw) <= 64 else None
     if match is None:
         raise InvalidInput("id", "a dead letter id is m-<partition>-<offset> or o-<service>-<id>")
     if match["service"] is not None:
@@ -66,6 +73,13 @@ def parse_id(raw: str) -> tuple[str, Any, Any]:
             raise InvalidInput("id", f"no service {match['service']!r}")
         return "o", match["service"], int(match["id"])
     return "m", int(match["partition"]), int(match["offset"])
+
+
+def canonical(raw: str) -> str:
+    """The one name of the letter `raw` names (`m-00-07` is `m-0-7`): what a replay is
+    recorded under, so that no spelling of a letter replays it a second time."""
+    kind, a, b = parse_id(raw)
+    return f"{kind}-{a}-{b}"
 
 
 def _materializer_letter(record: dict[str, Any]) -> Letter:
@@ -148,7 +162,7 @@ async def replay(
         raise InvalidInput("ids", "select at least one dead letter")
     if len(ids) > MAX_SELECTION:
         raise InvalidInput("ids", f"at most {MAX_SELECTION} at once")
-    parsed = {raw: parse_id(raw) for raw in ids}  # each once, in the order given
+    parsed = {canonical(raw): parse_id(raw) for raw in ids}  # each letter once, in the order given
     out = []
     for raw, (kind, a, b) in parsed.items():
         if kind == "m":
@@ -162,6 +176,9 @@ async def replay(
 async def _replay_materializer(
     pool: asyncpg.Pool, ops: OperationsSettings, raw: str, partition: int, offset: int, actor: str
 ) -> str:
+    """Claimed (committed) first, then produced, then its target recorded: a failure between
+    leaves it claimed with no target (shown as not confirmed), never free to be sent twice. A
+    record Kafka certainly did not take (unreachable, refused) frees the claim again."""
     try:
         record = await records.read_one(ops.kafka, ops.dead_letter_topic, partition, offset)
     except NotFound:
@@ -169,15 +186,41 @@ async def _replay_materializer(
     letter = _materializer_letter(record)
     if not letter.topic or not isinstance(record["value"], dict):
         raise NotAllowed(f"{raw} does not say where it came from: it cannot be replayed")
+    if letter.topic not in source_topics():
+        raise NotAllowed(f"{raw} names topic {letter.topic!r}, which the materializer does not read")
     value = letter.value
     encoded = None if value is None else value.encode() if isinstance(value, str) else orjson.dumps(value)
     async with pool.acquire() as conn, conn.transaction():
         await _claim(conn, raw, actor, {"reason": letter.reason, "source": letter.source})
+    try:
         target = await _produce(ops.kafka, letter, encoded, raw)
-        await conn.execute(
+    except (KafkaTimeoutError, RequestTimedOutError) as exc:  # it may have been written: stays claimed
+        raise Unavailable(f"{raw}: Kafka did not confirm the replay ({type(exc).__name__})") from None
+    except (KafkaError, OSError) as exc:  # not written: the claim is given back
+        await pool.execute("DELETE FROM console_actions WHERE source = $1 AND action = 'replay'", raw)
+        raise Unavailable(f"{raw} was not replayed: Kafka refused it ({type(exc).__name__})") from None
+    try:
+        await pool.execute(
             "UPDATE console_actions SET target = $2 WHERE source = $1 AND action = 'replay'", raw, target
         )
+    except (asyncpg.PostgresError, OSError) as exc:  # sent, claimed, its target not written
+        raise Unavailable(
+            f"{raw} was replayed to {target}; recording where failed ({type(exc).__name__})"
+        ) from None
     return target
+
+
+@functools.cache
+def source_topics() -> frozenset[str]:
+    """The topics the worker's materializer reads (tables and streams): the only ones its dead
+    letters come from, so the only ones a replay writes to."""
+    from notifications import streams
+
+    async def ignore(row: dict[str, Any], source: Any) -> None:
+        return None
+
+    topology = streams.worker_topology(invoice=ignore, welcome=ignore, invitation=ignore)
+    return frozenset(topology.table_topics() | {s.topic for s in topology.streams.values()})
 
 
 async def _produce(kafka: KafkaSettings, letter: Letter, value: bytes | None, raw: str) -> str:

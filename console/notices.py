@@ -1,6 +1,7 @@
 """Notifications as an operator sees them: filtered by status, organization and template, one
 with its message as the recipient sees it, and the retry of a `failed` one (back to `created`,
-its failures forgotten: the worker's sweep sends it within seconds). The retry is recorded."""
+its failures forgotten: the worker's sweep sends it within seconds). The retry is recorded.
+Only this system's tenant's (NOTIFICATIONS_TENANT, as its workers): the table is shared."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ async def listing(
     """The latest notifications matching the filters, newest first."""
     table = _table(ops)
     try:
-        rows = await _fetch_listing(pool, table, status, organization, template, limit)
+        rows = await _fetch_listing(pool, table, ops.tenant, status, organization, template, limit)
     except asyncpg.UndefinedTableError:  # the notifications service has not started yet
         return []
     return [dict(r) for r in rows]
@@ -61,6 +62,7 @@ async def listing(
 async def _fetch_listing(
     pool: asyncpg.Pool,
     table: str,
+    tenant: str,
     status: str | None,
     organization: int | None,
     template: str | None,
@@ -71,12 +73,13 @@ async def _fetch_listing(
                    source_topic, source_partition, source_offset, message_id, created_at, sent_at
             FROM {table}
             WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR organization_id = $2)
-              AND ($3::text IS NULL OR template = $3)
+              AND ($3::text IS NULL OR template = $3) AND tenant = $5
             ORDER BY id DESC LIMIT $4""",
         status,
         organization,
         template,
         limit,
+        tenant,
     )
     return rows
 
@@ -85,7 +88,9 @@ async def counts(pool: asyncpg.Pool, ops: OperationsSettings) -> dict[str, int]:
     """How many notifications are in each status."""
     table = _table(ops)
     try:
-        rows = await pool.fetch(f"SELECT status, count(*) AS n FROM {table} GROUP BY status")
+        rows = await pool.fetch(
+            f"SELECT status, count(*) AS n FROM {table} WHERE tenant = $1 GROUP BY status", ops.tenant
+        )
     except asyncpg.UndefinedTableError:
         return dict.fromkeys(STATUSES, 0)
     return {**dict.fromkeys(STATUSES, 0), **{r["status"]: r["n"] for r in rows}}
@@ -94,7 +99,7 @@ async def counts(pool: asyncpg.Pool, ops: OperationsSettings) -> dict[str, int]:
 async def one(pool: asyncpg.Pool, ops: OperationsSettings, ident: int) -> dict[str, Any]:
     table = _table(ops)
     try:
-        row = await pool.fetchrow(f"SELECT * FROM {table} WHERE id = $1", ident)
+        row = await pool.fetchrow(f"SELECT * FROM {table} WHERE id = $1 AND tenant = $2", ident, ops.tenant)
     except asyncpg.UndefinedTableError:
         row = None
     if row is None:
@@ -108,7 +113,9 @@ async def retry(pool: asyncpg.Pool, ops: OperationsSettings, ident: int, actor: 
     table = _table(ops)
     async with pool.acquire() as conn, conn.transaction():
         try:
-            status = await conn.fetchval(f"SELECT status FROM {table} WHERE id = $1 FOR UPDATE", ident)
+            status = await conn.fetchval(
+                f"SELECT status FROM {table} WHERE id = $1 AND tenant = $2 FOR UPDATE", ident, ops.tenant
+            )
         except asyncpg.UndefinedTableError:
             status = None
         if status is None:

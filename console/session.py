@@ -6,8 +6,9 @@
   shown to the page's scripts. Signing out revokes it at the security service; the console reads
   the revocations topic as every service does, so a revoked token is refused here too.
 - CSRF: every response sets (once) a random `console_csrf` cookie; every form carries
-  `HMAC(app secret, that cookie)`; every POST without the matching field is refused (403) before
-  anything is done, sign-in included.
+  `HMAC(app secret, that cookie and the session cookie)`; every POST without the matching field,
+  or with an Origin header naming another host than Host (or X-Forwarded-Host: a proxy in front
+  passes one of them), is refused (403) before anything is done, sign-in included.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import hmac
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -50,15 +52,32 @@ def csrf_cookie(request: web.Request) -> str:
 
 
 def csrf_token(request: web.Request) -> str:
-    """The field every form of this page carries."""
-    return hmac.new(request.app[SECRET], csrf_cookie(request).encode(), hashlib.sha256).hexdigest()
+    """The field every form of this page carries: bound to the CSRF cookie and to the session
+    (a token of one session, or of before signing in, is refused in another)."""
+    message = f"{csrf_cookie(request)}\x00{request.cookies.get(SESSION_COOKIE, '')}".encode()
+    return hmac.new(request.app[SECRET], message, hashlib.sha256).hexdigest()
 
 
 def csrf_ok(request: web.Request, form: Any) -> bool:
+    """The form's CSRF field matches, and the browser says it comes from this console's own
+    pages (an Origin, when sent, naming this host: a sibling site can plant cookies, not that)."""
+    origin = request.headers.get("Origin")
+    # behind a proxy, the host the browser used is Host (passed on) or X-Forwarded-Host; a form
+    # posted by a browser from another site can set neither
+    hosts = {request.host, request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()}
+    if origin is not None and _host_of(origin) not in hosts - {""}:
+        return False
     given = form.get(CSRF_FIELD, "") if form is not None else ""
     if CSRF_COOKIE not in request.cookies or not isinstance(given, str) or len(given) != 64:
         return False
     return hmac.compare_digest(given, csrf_token(request))
+
+
+def _host_of(origin: str) -> str | None:
+    try:
+        return urlsplit(origin).netloc
+    except ValueError:  # not a URL ('http://[')
+        return None
 
 
 def set_cookies(request: web.Request, response: web.StreamResponse) -> None:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import aiohttp
 
 from console import records
-from console.errors import ConsoleError, InvalidInput, NotFound
+from console.errors import InvalidInput, NotFound, Unavailable
 from kafka_integration import KafkaSettings
 
 HISTORY_RECORDS = 2000  # the last records of the topic searched for a key's history
@@ -43,13 +43,13 @@ async def _get(session: aiohttp.ClientSession, url: str, token: str) -> tuple[in
             body = await resp.json(content_type=None) if resp.content_type.endswith("json") else None
             return resp.status, body
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ConsoleError(f"the notifications API does not answer ({type(exc).__name__})") from None
+        raise Unavailable(f"the notifications API does not answer ({type(exc).__name__})") from None
 
 
 async def listing(session: aiohttp.ClientSession, api: str, token: str) -> list[dict[str, Any]]:
     status, body = await _get(session, f"{api}/tables", token)
     if status != 200 or not isinstance(body, dict):
-        raise ConsoleError(f"the notifications API answered {status} for /tables")
+        raise Unavailable(f"the notifications API answered {status} for /tables")
     return [{**t, "topic": source_topic(t["name"])} for t in body.get("items", [])]
 
 
@@ -59,7 +59,7 @@ async def row(session: aiohttp.ClientSession, api: str, token: str, table: str, 
     if status == 404:
         raise NotFound(f"no row with key {key!r} in {table}")
     if status != 200 or not isinstance(body, dict):
-        raise ConsoleError(f"the notifications API answered {status}")
+        raise Unavailable(f"the notifications API answered {status}")
     return body
 
 

@@ -4,6 +4,7 @@ figures are refreshed live over server-sent events (/events)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -16,9 +17,10 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from console import charts, deadletters, lag, notices, records, session, tables, topics
-from console.errors import InvalidInput
+from console.errors import InvalidInput, NotFound
 from console.flow import SAMPLE_SECONDS, WORKER_FIGURES
 from console.keys import CONFIG, FLOW, HTTP, NOTIFICATIONS_POOL, POOL
+from kafka_integration.tail import printable
 from notifications import templates
 from servicekit.auth import REVOCATIONS
 
@@ -129,11 +131,12 @@ async def flow_page(request: web.Request) -> dict[str, Any]:
 
 @routes.get("/events")
 async def events(request: web.Request) -> web.StreamResponse:
-    """The flow's latest figures as JSON, one event per sample."""
+    """The flow's latest figures as JSON, one event per sample, while the session stays valid
+    (a stream opened before signing out, or before its token was revoked, ends)."""
     flow = request.app[FLOW]
     async with sse_response(request) as stream:
         await stream.send(json.dumps(flow.snapshot(), default=str), event="flow")
-        while stream.is_connected():
+        while stream.is_connected() and session.signed_in(request) is not None:
             async with flow.changed:
                 try:
                     await asyncio.wait_for(flow.changed.wait(), SAMPLE_SECONDS * 5)
@@ -149,12 +152,12 @@ async def deadletters_page(request: web.Request) -> dict[str, Any]:
     letters = await deadletters.listing(request.app[POOL], request.app[CONFIG].ops)
     return {
         "letters": [_shown_letter(x) for x in reversed(letters)],
-        "done": request.query.get("done", "")[:200],
+        "done": done if (done := request.query.get("done", "")).isdecimal() and len(done) < 4 else "",
     }
 
 
 def _shown_letter(letter: deadletters.Letter) -> dict[str, Any]:
-    out = letter.as_dict()
+    out = {k: printable(v) if isinstance(v, str) else v for k, v in letter.as_dict().items()}
     out["value_text"] = json.dumps(letter.value, indent=2, ensure_ascii=True, default=str)[:5000]
     out["when"] = _when(letter.timestamp_ms)
     return out
@@ -163,7 +166,10 @@ def _shown_letter(letter: deadletters.Letter) -> dict[str, Any]:
 def _when(ms: Any) -> str:
     if not isinstance(ms, int):
         return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
+    try:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # past year 9999 or before year 1: not shown
+        return ""
 
 
 @routes.post("/deadletters/replay")
@@ -244,7 +250,8 @@ async def _worker_process(request: web.Request, url: str) -> dict[str, Any]:
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
         if name in ("materializer_state_bytes", "materializer_parked", "materializer_records_in_total"):
-            figures[name] = int(float(value))
+            with contextlib.suppress(ValueError, OverflowError):  # NaN, Inf or not a number: unknown
+                figures[name] = int(float(value))
     known = isinstance(health, dict)
     return {
         **out,
@@ -276,6 +283,8 @@ async def topic_page(request: web.Request) -> dict[str, Any]:
         _field(q, "partition", 20, False), _field(q, "offset", 20, False), _field(q, "at", 40, False)
     )
     kafka = request.app[CONFIG].ops.kafka
+    if kafka.topic(name).startswith("__"):  # Kafka's own (every group's offsets), as in the listing
+        raise NotFound(f"no topic {name!r}")
     found = await records.read_partition(kafka, name, partition, offset=offset, at_ms=at_ms, limit=50)
     return {
         "topic": name,

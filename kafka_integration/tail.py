@@ -36,7 +36,11 @@ def _text(raw: bytes | None) -> str | None:
     """Bytes as text a terminal can show: UTF-8, undecodable bytes and control characters escaped."""
     if raw is None:
         return None
-    text = raw.decode("utf-8", errors="backslashreplace")
+    return printable(raw.decode("utf-8", errors="backslashreplace"))
+
+
+def printable(text: str) -> str:
+    """Text with its control characters escaped (`\\x1b`), as a terminal or a page shows them."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 

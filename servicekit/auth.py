@@ -178,7 +178,7 @@ def verify(settings: AuthSettings, token: str) -> Principal:
         return Principal(
             user_id=int(claims["sub"]),
             email=str(claims.get("email", "")),
-            admin=bool(claims.get("admin", False)),
+            admin=claims.get("admin", False) is True,  # only JSON true: "false" or 1 is not admin
             orgs=orgs,
             token_id=str(claims["jti"]),
             issued_at=int(claims["iat"]),
