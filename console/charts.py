@@ -1,4 +1,5 @@
-"""The 15-minute charts, drawn as SVG on the server: no script, nothing fetched."""
+"""The 15-minute charts, drawn as SVG on the server: nothing fetched from elsewhere. The flow page
+replaces them live with the ones its stream sends (console.js)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,26 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 300, 60
+MAX_POINTS = WIDTH // 2  # a point every 2 px is as fine as the chart shows
+
+
+def downsampled(points: Sequence[tuple[float, float | None]]) -> list[tuple[float, float | None]]:
+    """At most MAX_POINTS points: consecutive points in buckets, each bucket's largest value
+    (a spike stays visible), None when none of them is known."""
+    if len(points) <= MAX_POINTS:
+        return list(points)
+    size = -(-len(points) // MAX_POINTS)
+    out: list[tuple[float, float | None]] = []
+    for start in range(0, len(points), size):
+        bucket = points[start : start + size]
+        known = [v for _, v in bucket if v is not None]
+        out.append((bucket[-1][0], max(known) if known else None))
+    return out
 
 
 def line_chart(title: str, points: Sequence[tuple[float, float | None]], unit: str = "") -> Markup:
     """A small line chart of (time, value) points; gaps where a value is unknown."""
+    points = downsampled(points)
     known = [(t, v) for t, v in points if v is not None]
     label = escape(title)
     if len(known) < 2:

@@ -4,57 +4,16 @@ every field, path and query parameter (a 4xx naming it, nothing changed)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient
 
 from console.app import create_app
 from console.config import Config
-from security.app import create_app as security_app
-from security.config import Config as SecurityConfig
+from tests.console.conftest import ADMIN, csrf_of, sign_in
 from tests.support import Tokens, wait_until
-
-ADMIN = ("root@example.com", "root-password-0")
-CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
-
-
-@pytest.fixture
-async def security(test_env: dict[str, str], serve: Callable[..., Any]) -> TestClient[Any, Any]:
-    env = {**test_env, "ADMIN_EMAIL": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1]}
-    client: TestClient[Any, Any] = await serve(security_app(SecurityConfig.from_env(env)))
-    return client
-
-
-@pytest.fixture
-async def console(
-    test_env: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any]
-) -> TestClient[Any, Any]:
-    env = {
-        **test_env,
-        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
-        "WORKER_URLS": "http://127.0.0.1:9",  # no worker: the flow says it cannot read it
-    }
-    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(env)))
-    return client
-
-
-async def csrf_of(client: TestClient[Any, Any], path: str) -> str:
-    resp = await client.get(path)
-    assert resp.status == 200, await resp.text()
-    found = CSRF.search(await resp.text())
-    assert found is not None
-    return found.group(1)
-
-
-async def sign_in(client: TestClient[Any, Any], email: str, password: str) -> Any:
-    token = await csrf_of(client, "/login")
-    return await client.post(
-        "/login", data={"csrf": token, "email": email, "password": password}, allow_redirects=False
-    )
 
 
 async def test_pages_need_an_administrator_and_the_cookie_is_httponly_and_samesite(
