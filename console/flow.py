@@ -209,7 +209,7 @@ class Flow:
         try:
             await asyncio.wait_for(work, STEP_TIMEOUT)
         except Exception as exc:
-            out.errors[name] = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
+            out.errors[name] = _problem(exc)
             return False
         return True
 
@@ -241,7 +241,7 @@ class Flow:
             metadata, admin, consumer = await asyncio.wait_for(self.kafka.get(), STEP_TIMEOUT)
         except Exception as exc:
             for step in KAFKA_STEPS:
-                out.errors[step] = f"{type(exc).__name__}: {exc}"[:300]
+                out.errors[step] = _problem(exc)
             await self.kafka.close()
             return
         ok = await self._step(out, "topics", self._topics(out, metadata, consumer))
@@ -380,6 +380,12 @@ class Flow:
         for status, n in s.notifications.items():
             figures[f"notifications.{status}"] = n
         return figures
+
+
+def _problem(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {STEP_TIMEOUT:g} s"
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _round(value: float | None) -> float | None:
