@@ -11,8 +11,8 @@ Rates are the difference of two samples over their interval. A figure that canno
 
 The sampler's Kafka clients (an admin client for topics, one for the group's offsets, a consumer
 without a group for end offsets) stay open between samples; after a failure they are closed and
-opened again at the next sample. The charts are drawn at most once per sample, when a page or a
-live stream first asks for them, however many are watching.
+opened again at the next sample. A page draws the charts of the whole history; the live stream
+then sends one point per chart and sample (worked out once, however many are watching).
 """
 
 from __future__ import annotations
@@ -97,31 +97,41 @@ class Sample:
         return sum(found) if found else None
 
     def value(self, name: str) -> float | None:
-        """One figure of this sample by its series name (see `Flow.series`)."""
-        kind, _, key = name.partition(":")
-        topic, _, part = key.rpartition("/")
-        figure: float | None
-        if kind in ("topic", "part"):
-            if "topics" in self.errors:
-                return None
-            figure = self.topics.get(key) if kind == "topic" else self.ends.get((topic, int(part)))
-        elif kind == "out":
-            figure = self.committed(key)
-        elif kind == "part_out":
-            figure = self.committed(topic, int(part))
-        elif kind == "lag":
-            figure = self.lag(topic or key or None, int(part) if topic else None) if key else self.lag()
-        elif kind in ("outbox", "outbox_dead"):
-            if "outbox" in self.errors:
-                return None
-            figure = self.outbox.get(key, {}).get("backlog" if kind == "outbox" else "dead")
-        elif kind == "worker":
-            figure = self.worker.get(key) if "worker" not in self.errors else None
-        elif kind == "notifications":
-            figure = self.notifications.get(key) if "notifications" not in self.errors else None
-        else:
-            raise KeyError(name)
-        return None if figure is None else float(figure)
+        """One figure of this sample by its series name (see `Flow.series`); None when unknown."""
+        return self.figures.get(name)
+
+    @functools.cached_property
+    def figures(self) -> dict[str, float | None]:
+        """Every figure of this sample by series name, worked out once (a chart of 15 minutes
+        reads 450 samples): `topic:<t>`, `part:<t>/<p>`, `out:<t>`, `part_out:<t>/<p>`, `lag:`,
+        `lag:<t>`, `lag:<t>/<p>`, `outbox:<service>`, `outbox_dead:<service>`, `worker:<key>`,
+        `notifications:<status>`."""
+        out: dict[str, float | None] = {}
+        kafka_known, lag_known = "topics" not in self.errors, "lag" not in self.errors
+        for topic, end in self.topics.items():
+            out[f"topic:{topic}"] = float(end) if kafka_known else None
+        for (topic, partition), end in self.ends.items():
+            out[f"part:{topic}/{partition}"] = float(end) if kafka_known else None
+        lagged: dict[str, float] = {}
+        for p in self.partitions:
+            where = f"{p['topic']}/{p['partition']}"
+            out[f"part_out:{where}"] = float(max(0, p["committed"])) if lag_known else None
+            out[f"lag:{where}"] = float(p["lag"]) if lag_known else None
+            out[f"out:{p['topic']}"] = (out.get(f"out:{p['topic']}") or 0.0) + max(0, p["committed"])
+            lagged[p["topic"]] = lagged.get(p["topic"], 0.0) + p["lag"]
+        for topic, total in lagged.items():
+            out[f"lag:{topic}"] = total if lag_known else None
+            out[f"out:{topic}"] = out[f"out:{topic}"] if lag_known else None
+        out["lag:"] = float(sum(lagged.values())) if lag_known else None
+        for service, v in self.outbox.items():
+            for kind, count in (("outbox", v["backlog"]), ("outbox_dead", v["dead"])):
+                known = "outbox" not in self.errors and count is not None
+                out[f"{kind}:{service}"] = float(count) if known and count is not None else None
+        for key, figure in self.worker.items():
+            out[f"worker:{key}"] = figure if "worker" not in self.errors else None
+        for status, n in self.notifications.items():
+            out[f"notifications:{status}"] = float(n) if "notifications" not in self.errors else None
+        return out
 
 
 class KafkaClients:
@@ -177,8 +187,9 @@ class Flow:
             maxlen=int(HISTORY_SECONDS / SAMPLE_SECONDS)
         )
         self.changed = asyncio.Condition()
+        self.origin = float(int(time.time()))  # the charts' time 0
         self.kafka = KafkaClients(ops.kafka)
-        self._drawn: tuple[float, dict[str, Markup], str] | None = None  # sample time, charts, JSON
+        self._points: tuple[float, str] | None = None  # the latest sample's time, its points as JSON
 
     async def run(self) -> None:
         try:
@@ -321,35 +332,45 @@ class Flow:
         out += [(f"outbox:{svc}", f"{svc} outbox backlog", "level", "main") for svc in s.outbox]
         out += [(f"outbox_dead:{svc}", f"{svc} outbox dead letters", "level", "main") for svc in s.outbox]
         for topic in sorted(s.topics):
-            out.append((f"topic:{topic}", f"{topic} records in/s", "rate", "main"))
+            out.append((f"topic:{topic}", f"{topic} records in", "rate", "main"))
         consumed = sorted({p["topic"] for p in s.partitions})
         for topic in consumed:
-            out.append((f"out:{topic}", f"{topic} records out/s", "rate", "main"))
+            out.append((f"out:{topic}", f"{topic} records out", "rate", "main"))
             out.append((f"lag:{topic}", f"{topic} lag", "level", "main"))
         for key in WORKER_FIGURES.values():
             how = "level" if key in WORKER_LEVELS else "rate"
-            out.append((f"worker:{key}", f"{key}{'' if how == 'level' else ' /s'}", how, "main"))
+            out.append((f"worker:{key}", key, how, "main"))
         for topic, partition in sorted(s.ends):
-            out.append((f"part:{topic}/{partition}", f"{topic}/{partition} in/s", "rate", "partition"))
+            out.append((f"part:{topic}/{partition}", f"{topic}/{partition} in", "rate", "partition"))
         for p in s.partitions:
             where = f"{p['topic']}/{p['partition']}"
-            out.append((f"part_out:{where}", f"{where} out/s", "rate", "partition"))
+            out.append((f"part_out:{where}", f"{where} out", "rate", "partition"))
             out.append((f"lag:{where}", f"{where} lag", "level", "partition"))
         return out
 
-    def charts(self) -> tuple[dict[str, Markup], str]:
-        """The charts (series -> SVG) and the same as JSON for the live stream: drawn once per
-        sample, when first asked for."""
+    def charts(self) -> dict[str, Markup]:
+        """Every chart of `chart_list` (series -> SVG), as the page draws them."""
+        out: dict[str, Markup] = {}
+        for name, title, how, _group in self.chart_list():
+            points = self.rates(name) if how == "rate" else self.series(name)
+            unit = "/s" if how == "rate" else ""
+            out[name] = charts.line_chart(name, title, points, HISTORY_SECONDS, self.origin, unit)
+        return out
+
+    def points(self) -> str:
+        """The latest sample's point of every chart, as JSON for the live stream: {"at": time,
+        "origin": the charts' time 0, "points": {series: value or null}}; worked out once per
+        sample, however many watch."""
         s = self.latest()
         if s is None:
-            return {}, "{}"
-        if self._drawn is None or self._drawn[0] != s.at:
-            drawn: dict[str, Markup] = {}
-            for name, title, how, _group in self.chart_list():
-                points = self.rates(name) if how == "rate" else self.series(name)
-                drawn[name] = charts.line_chart(title, points, "/s" if how == "rate" else "")
-            self._drawn = (s.at, drawn, json.dumps({k: str(v) for k, v in drawn.items()}))
-        return self._drawn[1], self._drawn[2]
+            return json.dumps({"at": None, "origin": self.origin, "points": {}})
+        if self._points is None or self._points[0] != s.at:
+            values = {
+                name: _round(self.rate(name)) if how == "rate" else s.value(name)
+                for name, _title, how, _group in self.chart_list()
+            }
+            self._points = (s.at, json.dumps({"at": s.at, "origin": self.origin, "points": values}))
+        return self._points[1]
 
     def snapshot(self) -> dict[str, Any]:
         """The latest figures as the page and its live updates show them."""
@@ -367,12 +388,12 @@ class Flow:
             figures[f"topic.{topic}.out_rate"] = _round(self.rate(f"out:{topic}"))
         for (topic, partition), end in s.ends.items():
             where = f"{topic}.{partition}"
+            out, lagged = s.value(f"part_out:{topic}/{partition}"), s.value(f"lag:{topic}/{partition}")
             figures[f"part.{where}.in"] = end
             figures[f"part.{where}.in_rate"] = _round(self.rate(f"part:{topic}/{partition}"))
-            figures[f"part.{where}.out"] = s.committed(topic, partition)
+            figures[f"part.{where}.out"] = None if out is None else int(out)
             figures[f"part.{where}.out_rate"] = _round(self.rate(f"part_out:{topic}/{partition}"))
-            consumed = figures[f"part.{where}.out"] is not None
-            figures[f"part.{where}.lag"] = s.lag(topic, partition) if consumed else None
+            figures[f"part.{where}.lag"] = None if lagged is None else int(lagged)
         for key in WORKER_FIGURES.values():
             figures[f"worker.{key}"] = s.worker.get(key) if "worker" not in s.errors else None
             figures[f"worker.{key}.rate"] = _round(self.rate(f"worker:{key}"))

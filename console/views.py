@@ -111,10 +111,10 @@ async def logout(request: web.Request) -> web.Response:
 async def flow_page(request: web.Request) -> dict[str, Any]:
     flow = request.app[FLOW]
     latest = flow.latest()
-    drawn, _ = flow.charts()
-    groups: dict[str, list[tuple[str, Any]]] = {"main": [], "partition": []}
+    drawn = flow.charts()
+    groups: dict[str, list[Any]] = {"main": [], "partition": []}
     for name, _title, _how, group in flow.chart_list():
-        groups[group].append((name, drawn[name]))
+        groups[group].append(drawn[name])
     return {
         "figures": flow.snapshot(),
         "latest": latest,
@@ -129,8 +129,8 @@ async def flow_page(request: web.Request) -> dict[str, Any]:
 
 @routes.get("/events")
 async def events(request: web.Request) -> web.StreamResponse:
-    """The flow's latest figures as JSON (`flow`), and its charts redrawn (`charts`: series ->
-    SVG), one of each per sample."""
+    """The flow's latest figures as JSON (`flow`), and the new point of each chart (`points`),
+    one of each per sample."""
     flow = request.app[FLOW]
     async with sse_response(request) as stream:
         sent_at = None
@@ -139,7 +139,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             latest = flow.latest()
             if latest is not None and latest.at != sent_at:
                 sent_at = latest.at
-                await stream.send(flow.charts()[1], event="charts")
+                await stream.send(flow.points(), event="points")
             async with flow.changed:
                 try:
                     await asyncio.wait_for(flow.changed.wait(), SAMPLE_SECONDS * 5)

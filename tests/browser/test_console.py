@@ -199,9 +199,11 @@ async def test_an_order_shows_on_the_flow_and_notifications_pages(
     )
     # records in and out per partition, and the charts redrawn on the open page (no reload)
     await page.wait_text("#partitions", lambda t: "orders/0" in t and "invoices/0" in t)
-    await page.wait_text(chart, lambda t: t != drawn and "emails_sent /s" in t and "not enough" not in t)
+    await page.wait_text(chart, lambda t: t != drawn and "emails_sent: " in t and "not enough" not in t)
     assert await page.script("return document.querySelectorAll('[data-chart]').length") > 20
     await page.screenshot()
+    await page.script("document.getElementById('charts').scrollIntoView()")
+    await page.screenshot("-charts")
     await wait_for_mails(test_env, address, count=2)
     notes = Page(browser, system["console"], "notifications")
     await notes.open("/notifications?status=sent")

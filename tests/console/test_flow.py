@@ -149,10 +149,16 @@ async def test_records_in_and_out_per_partition_and_a_chart_of_each_rate_and_lag
         assert wanted in names, wanted
     for _ in range(2):  # a rate chart draws a line from two rates on: three samples
         await _sample(flow)
-    drawn, as_json = flow.charts()
-    assert set(drawn) == set(names) == set(json.loads(as_json))
-    assert "invoices/0 in/s" in drawn["part:invoices/0"] and "<polyline" in drawn["part:invoices/0"]
-    assert flow.charts()[0] is drawn  # drawn once per sample, however many ask
+    drawn = flow.charts()
+    assert set(drawn) == set(names)
+    chart = drawn["part:invoices/0"]
+    assert 'data-chart="part:invoices/0"' in chart and "invoices/0 in: " in chart and "<polyline" in chart
+    latest = json.loads(flow.points())  # what the live stream sends: each chart's new point
+    assert latest["at"] == flow.latest().at and set(latest["points"]) == set(names)
+    now = flow.snapshot()
+    assert latest["points"]["part:invoices/0"] == now["part.invoices.0.in_rate"]
+    assert latest["points"]["lag:invoices/1"] == now["part.invoices.1.lag"]
+    assert flow.points() is flow.points()  # worked out once per sample, however many watch
 
 
 async def _events(resp: aiohttp.ClientResponse, wanted: str, count: int) -> list[Any]:
@@ -168,7 +174,7 @@ async def _events(resp: aiohttp.ClientResponse, wanted: str, count: int) -> list
     return found
 
 
-async def test_the_page_draws_every_chart_and_the_stream_redraws_them_at_each_sample(
+async def test_the_page_draws_every_chart_and_the_stream_sends_their_points_at_each_sample(
     console: TestClient[Any, Any],
 ) -> None:
     assert (await sign_in(console, *ADMIN)).status == 303
@@ -181,6 +187,7 @@ async def test_the_page_draws_every_chart_and_the_stream_redraws_them_at_each_sa
     for name in ("lag:", "outbox:customers", "worker:emails_sent", "worker:emails_failed"):
         assert f'data-chart="{name}"' in page, name
     async with console.get("/events") as resp:
-        first, second = await _events(resp, "charts", 2)
-    # each sample sends every chart again: the open page replaces them (console.js)
-    assert "outbox:orders" in first and first.keys() == second.keys()
+        first, second = await _events(resp, "points", 2)
+    # each sample sends the new point of every chart: the open page moves them on (console.js)
+    assert "outbox:orders" in first["points"] and first["points"].keys() == second["points"].keys()
+    assert second["at"] > first["at"] and first["points"]["outbox:orders"] == 0
