@@ -60,7 +60,7 @@ def line_chart(
     )
     return Markup(
         f'<figure class="chart" data-chart="{escape(name)}" data-title="{label}" data-unit="{unit_text}"'
-        f' data-span="{span:g}" data-origin="{origin:.0f}"><svg role="img" aria-label="{label}" preserveAspectRatio="none"'
+        f' data-span="{span:g}"><svg role="img" aria-label="{label}" preserveAspectRatio="none"'
         f' viewBox="{end - span:.1f} {-top * HEADROOM:.6g} {span:g} {top * HEADROOM:.6g}">{lines}</svg>'
         f"<figcaption>{caption}</figcaption></figure>"
     )
