@@ -15,7 +15,8 @@ running infrastructure (`bash infra/up.sh` first) and places orders at `--rate` 
 For each phase it reads each process's CPU time (user + system) from /proc/<pid>/stat: the
 console's, the worker's, Kafka's (the broker's JVM, from infra's pid file) and PostgreSQL's (the
 postmaster, its reaped children and its live backends). The console's cost is its own CPU plus
-what the other processes spend more than in phase 1. The figures are CPU time, not wall time:
+what the other processes spend more per order than in phase 1 (per order: a busy machine may not
+reach the asked rate, nor the same rate in each phase). The figures are CPU time, not wall time:
 less sensitive to a busy machine than latency, not immune to it (cache and scheduler effects, the
 other processes' own variation between phases), so a short run gives an order of magnitude.
 """
@@ -150,11 +151,18 @@ async def main() -> None:
     for label, used, wall, reached in results:
         cells = "".join(f"{used[n] * 60 / wall:>12.2f}" if n in used else f"{'-':>12}" for n in names)
         print(f"  {label:<26}{reached:>9.0f}{cells}")
-    for label, used, wall, _ in results[1:]:
-        extra = {n: (used[n] - base[n] * wall / results[0][2]) * 60 / wall for n in names if n != "console"}
+    # the others' CPU per order placed, so that phases which reached different order rates (a
+    # busy machine) compare; their extra is then given at the asked rate
+    base_per_order = {n: base[n] / (results[0][3] * results[0][2]) for n in base}
+    for label, used, wall, reached in results[1:]:
+        extra = {
+            n: (used[n] / (reached * wall) - base_per_order[n]) * args.rate * 60
+            for n in names
+            if n != "console"
+        }
         own = used["console"] * 60 / wall
         print(
-            f"{label}: the console {own:.2f} CPU s/min; the others' extra "
+            f"{label}: the console {own:.2f} CPU s/min; the others' extra at {args.rate:.0f} orders/s "
             + ", ".join(f"{n} {v:+.2f}" for n, v in extra.items())
             + f"; in all {own + sum(extra.values()):+.2f} CPU s/min"
         )
