@@ -4,16 +4,21 @@ every field, path and query parameter (a 4xx naming it, nothing changed)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
+from console import tables
 from console.app import create_app
 from console.config import Config
 from tests.console.conftest import ADMIN, csrf_of, sign_in
 from tests.support import Tokens, wait_until
+
+OLDER = re.compile(r'id="older" href="\?key=([^&"]*)&amp;before=([^"]*)"')
 
 
 async def test_pages_need_an_administrator_and_the_cookie_is_httponly_and_samesite(
@@ -191,7 +196,11 @@ async def test_topics_are_listed_and_a_partition_browsed_from_an_offset_or_a_tim
 
 
 async def test_tables_show_row_counts_a_row_by_key_and_its_history(
-    test_env: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any], tokens: Tokens
+    test_env: dict[str, str],
+    serve: Callable[..., Any],
+    security: TestClient[Any, Any],
+    tokens: Tokens,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from customers.app import create_app as customers_app
     from customers.config import Config as CustomersConfig
@@ -220,6 +229,19 @@ async def test_tables_show_row_counts_a_row_by_key_and_its_history(
     await wait_until(has_row, timeout=60, interval=0.5)
     page = await (await console.get(f"/tables/organizations_table?key={org['id']}")).text()
     assert page.count("TableCo") >= 3  # the row, and both versions in its history
+    assert 'id="beginning"' in page and 'id="older"' not in page  # all of it on one page
+    # a page at a time (one record here): newest first, then "Older" to the first version
+    monkeypatch.setattr(tables, "HISTORY_PAGE", 1)
+    monkeypatch.setattr(tables, "HISTORY_CHUNK", 1)
+    monkeypatch.setattr(tables, "HISTORY_BUDGET", 1)
+    newest = await (await console.get(f"/tables/organizations_table?key={org['id']}")).text()
+    history = newest.split('id="history"', 1)[1]
+    assert "TableCo 2" in history and history.count("TableCo") == 1
+    older = OLDER.search(newest)
+    assert older is not None
+    first = await (await console.get(f"/tables/organizations_table?key={older[1]}&before={older[2]}")).text()
+    history = first.split('id="history"', 1)[1]
+    assert history.count("TableCo") == 1 and "TableCo 2" not in history and "(older records)" in first
     listed = await console.get("/tables")
     assert listed.status == 200 and "organizations_table" in await listed.text()
     for path, status in (
