@@ -211,6 +211,9 @@ async def test_an_order_shows_on_the_flow_and_notifications_pages(
     assert "sent" in rows
     await notes.click("tr[data-notification] a")
     await notes.wait_text("#subject", lambda t: "flow1" in t or "Welcome" in t)
+    assert "as the SMTP server took it" in await notes.text(
+        "#provenance"
+    )  # the stored bytes, not a rendering
     await notes.screenshot()
     # the same order on the topics page, and the worker with its partitions and state size
     more = Page(browser, system["console"], "topics")
