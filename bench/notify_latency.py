@@ -77,6 +77,46 @@ async def breakdown(env: dict[str, str]) -> dict[str, list[float]]:
     }
 
 
+class OrderLoad:
+    """Orders placed at a steady rate through the orders service (open loop: the schedule does
+    not wait for answers), for one organization and customer made through customers."""
+
+    def __init__(self, session: aiohttp.ClientSession, customers: int, orders: int) -> None:
+        self.session, self.customers, self.orders = session, customers, orders
+        self.created: dict[str, float] = {}  # po -> commit time (s since epoch)
+        self.org: dict[str, object] = {}
+        self.customer: dict[str, object] = {}
+
+    async def _post(self, url: str, body: object) -> dict[str, object]:
+        async with self.session.post(url, json=body) as resp:
+            assert resp.status == 201, await resp.text()
+            return dict(await resp.json())
+
+    async def prepare(self) -> None:
+        """The organization and the customer, and 20 orders to warm up the path."""
+        base = f"http://127.0.0.1:{self.customers}"
+        self.org = await self._post(f"{base}/organizations", {"organization": {"name": "BenchCo"}})
+        person = {"customer": {"name": "Bench", "last_name": "Mark", "email": "bench@example.com"}}
+        self.customer = await self._post(f"{base}/customers", person)
+        await asyncio.gather(*(self.place(f"lat--{n}") for n in range(1, 21)))
+
+    async def place(self, po: str) -> None:
+        body = {"po": po, "organization_id": self.org["id"], "customer_id": self.customer["id"], **ORDER}
+        order = await self._post(f"http://127.0.0.1:{self.orders}/orders", body)
+        self.created[po] = datetime.fromisoformat(str(order["created_at"])).timestamp()
+
+    async def run(self, rate: float, seconds: float, tag: str = "lat") -> tuple[int, float]:
+        """`rate` orders a second for `seconds`; how many, and the rate reached."""
+        total = int(rate * seconds)
+        start = time.monotonic()
+        tasks = []
+        for n in range(total):
+            await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(self.place(f"{tag}-{n}")))
+        await asyncio.gather(*tasks)
+        return total, total / (time.monotonic() - start)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=100)
@@ -90,34 +130,10 @@ async def main() -> None:
         for port in (customers, orders, worker):
             await wait_healthy(port)
         async with aiohttp.ClientSession(headers=run.headers) as session:
-
-            async def post(url: str, body: object) -> dict[str, object]:
-                async with session.post(url, json=body) as resp:
-                    assert resp.status == 201, await resp.text()
-                    return dict(await resp.json())
-
-            org = await post(
-                f"http://127.0.0.1:{customers}/organizations", {"organization": {"name": "BenchCo"}}
-            )
-            person = {"customer": {"name": "Bench", "last_name": "Mark", "email": "bench@example.com"}}
-            customer = await post(f"http://127.0.0.1:{customers}/customers", person)
-            created: dict[str, float] = {}  # po -> commit time (s since epoch)
-
-            async def place(n: int) -> None:
-                po = f"lat-{n}"
-                body = {"po": po, "organization_id": org["id"], "customer_id": customer["id"], **ORDER}
-                order = await post(f"http://127.0.0.1:{orders}/orders", body)
-                created[po] = datetime.fromisoformat(str(order["created_at"])).timestamp()
-
-            await asyncio.gather(*(place(-n) for n in range(1, 21)))  # warm up the path
-            total = int(args.rate * args.seconds)
-            start = time.monotonic()
-            tasks = []
-            for n in range(total):
-                await asyncio.sleep(max(0.0, start + n / args.rate - time.monotonic()))
-                tasks.append(asyncio.create_task(place(n)))
-            await asyncio.gather(*tasks)
-            placed_rate = total / (time.monotonic() - start)
+            load = OrderLoad(session, customers, orders)
+            await load.prepare()
+            total, placed_rate = await load.run(args.rate, args.seconds)
+        created = load.created
         domain = run.env["MESSAGE_ID_DOMAIN"]
         latencies: list[float] = []
         deadline = time.monotonic() + 120

@@ -21,6 +21,7 @@ from console import deadletters, lag, notices
 from console.config import OperationsSettings
 from console.db import console_pool
 from console.errors import ConsoleError, InvalidInput, NotAllowed
+from kafka_integration.tail import escape_controls
 from servicekit import cli
 
 ENVIRONMENT = f"""{cli.KAFKA_AND_DATABASE}
@@ -67,8 +68,7 @@ def _print(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], as_json: b
 
 def _cell(value: Any) -> str:
     text = json.dumps(value, default=str, ensure_ascii=True) if not isinstance(value, str) else value
-    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-    return text[:80]
+    return escape_controls(text)[:80]
 
 
 async def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:

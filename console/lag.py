@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.group import MemberAssignment
 
@@ -15,18 +15,25 @@ from console.config import OperationsSettings
 
 async def partition_lag(ops: OperationsSettings) -> list[dict[str, Any]]:
     """Each partition the group has committed an offset for: topic (logical), partition,
-    committed, end and lag, sorted by topic and partition."""
+    committed, end and lag, sorted by topic and partition (with clients of its own)."""
     admin = AIOKafkaAdminClient(**ops.kafka.client_kwargs())
     await admin.start()
     try:
-        committed: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(ops.group_id)
+        async with records.reader(ops.kafka) as consumer:
+            return await group_lag(ops, admin, consumer)
     finally:
         await admin.close()
+
+
+async def group_lag(
+    ops: OperationsSettings, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer
+) -> list[dict[str, Any]]:
+    """As `partition_lag`, with the caller's (long-lived) admin client and consumer."""
+    committed: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(ops.group_id)
     tps = sorted(committed, key=lambda tp: (tp.topic, tp.partition))
     if not tps:
         return []
-    async with records.reader(ops.kafka) as consumer:
-        end = await consumer.end_offsets(tps)
+    end = await consumer.end_offsets(tps)
     return [
         {
             "topic": records.logical(ops.kafka, tp.topic),

@@ -5,15 +5,22 @@ Only this system's tenant's (NOTIFICATIONS_TENANT, as its workers): the table is
 
 from __future__ import annotations
 
+import email
+import email.policy
+from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 
 import asyncpg
 
 from console.config import OperationsSettings
 from console.errors import InvalidInput, NotAllowed, NotFound
+from kafka_integration.tail import escape_controls
 
 STATUSES = ("created", "sending", "sent", "failed")
 MAX_ID = 2**63 - 1
+MAX_SHOWN = 200_000  # characters of a part (or of the raw message) shown at most
+LINES = "\n\t"  # the control characters a part or the source shows as they are
 
 
 def check_id(raw: Any, field: str = "id") -> int:
@@ -133,3 +140,57 @@ async def retry(pool: asyncpg.Pool, ops: OperationsSettings, ident: int, actor: 
             actor,
             f"notification:{ident}",
         )
+
+
+@dataclass(frozen=True)
+class Message:
+    """A notification's message as shown: its headers, subject, text and HTML parts, the raw
+    source; `exact` when these are the bytes that went to the SMTP server (not a rendering now)."""
+
+    subject: str
+    text: str
+    html: str
+    headers: tuple[tuple[str, str], ...] = ()
+    raw: str = ""
+    exact: bool = False
+
+
+def as_sent(raw: bytes) -> Message:
+    """The message the SMTP server took, from its stored bytes, as the recipient's mail program
+    reads it. Bytes that are not a well-formed message still show (what can be read, and the
+    raw source); control characters show escaped; nothing here raises."""
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    headers = tuple((escape_controls(str(k)), _header(parsed, k)) for k in parsed.keys())
+    source = escape_controls(
+        raw[: MAX_SHOWN * 4].decode("utf-8", errors="replace").replace("\r\n", "\n"), LINES
+    )
+    return Message(
+        subject=_header(parsed, "Subject"),
+        text=_part(parsed, "plain"),
+        html=_part(parsed, "html"),
+        headers=headers,
+        raw=source[:MAX_SHOWN],
+        exact=True,
+    )
+
+
+def _header(message: Any, name: str) -> str:
+    try:
+        return escape_controls(str(message.get(name, ""))[:MAX_SHOWN])
+    except Exception as exc:  # a header the parser cannot decode shows as what it is
+        return f"(unreadable: {type(exc).__name__})"
+
+
+def _part(message: Any, kind: str) -> str:
+    try:
+        part = message.get_body(preferencelist=(kind,)) if isinstance(message, EmailMessage) else None
+        if part is None:
+            return ""
+        try:
+            content = part.get_content()
+        except (LookupError, ValueError):  # an unknown charset or a broken encoding
+            payload = part.get_payload(decode=True)
+            content = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
+        return escape_controls(str(content)[:MAX_SHOWN].replace("\r\n", "\n"), LINES)
+    except Exception as exc:
+        return f"(this part cannot be read: {type(exc).__name__})"

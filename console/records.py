@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from console.errors import NotFound
+from console.errors import InvalidInput, NotFound, Unavailable
 from kafka_integration import KafkaSettings, TopicMetadata
 from kafka_integration.tail import record_as_dict
 
@@ -94,8 +94,61 @@ async def read_one(kafka: KafkaSettings, topic: str, partition: int, offset: int
     return got[0]
 
 
+async def scan_back(
+    kafka: KafkaSettings,
+    topic: str,
+    keep: Callable[[Any], bool],
+    *,
+    before: dict[int, int] | None = None,
+    want: int = 50,
+    chunk: int = 2000,
+    budget: int = 20_000,
+) -> tuple[list[dict[str, Any]], dict[int, int]]:
+    """The records `keep` accepts, read backwards from `before` (partition -> offset, exclusive;
+    None: from the end of every partition now), `chunk` offsets per partition at a time, until
+    `want` are found or `budget` offsets have been read: a request stays bounded however long the
+    topic. Returns them newest first, and where to go on (partition -> offset; a partition read
+    back to its beginning is left out, so {} means there is nothing older). A partition named in
+    `before` that the topic does not have is InvalidInput (of `before`)."""
+    tps = {tp.partition: tp for tp in await partitions(kafka, topic)}
+    if before is not None and (missing := sorted(set(before) - set(tps))):
+        raise InvalidInput("before", f"topic {topic!r} has no partition {missing[0]}")
+    out: list[dict[str, Any]] = []
+    async with reader(kafka) as consumer:
+        consumer.assign(list(tps.values()))
+        end = await consumer.end_offsets(list(tps.values()))
+        begin = await consumer.beginning_offsets(list(tps.values()))
+        upper = {
+            p: min(end[tp], before[p]) if before is not None else end[tp]
+            for p, tp in tps.items()
+            if before is None or p in before
+        }
+        read = 0
+        while read < budget and len(out) < want:
+            targets: dict[TopicPartition, int] = {}
+            for p, top in upper.items():
+                tp = tps[p]
+                if top > begin[tp]:
+                    start = max(begin[tp], top - chunk)
+                    consumer.seek(tp, start)
+                    targets[tp] = top
+                    upper[p] = start
+                    read += top - start
+            if not targets:
+                break
+            out.extend(await _until(consumer, targets, None, keep))
+            for tp, top in targets.items():
+                if await consumer.position(tp) < top:
+                    raise Unavailable(f"Kafka did not return {topic}/{tp.partition} up to {top} in time")
+    out.sort(key=lambda r: (r["timestamp"], r["partition"], r["offset"]), reverse=True)
+    return out, {p: top for p, top in upper.items() if top > begin[tps[p]]}
+
+
 async def _until(
-    consumer: AIOKafkaConsumer, end: dict[TopicPartition, int], limit: int | None
+    consumer: AIOKafkaConsumer,
+    end: dict[TopicPartition, int],
+    limit: int | None,
+    keep: Callable[[Any], bool] | None = None,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     deadline = time.monotonic() + READ_TIMEOUT
@@ -104,7 +157,7 @@ async def _until(
         batch = await consumer.getmany(*remaining, timeout_ms=300)
         for tp, records in batch.items():
             for record in records:
-                if record.offset < end[tp]:
+                if record.offset < end[tp] and (keep is None or keep(record)):
                     out.append(record_as_dict(record))
                     if limit is not None and len(out) >= limit:
                         return out

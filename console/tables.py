@@ -1,6 +1,7 @@
 """The materialized tables, as the notifications API serves them (the console asks it with the
 operator's own token): their row counts, a row by key; and a key's history, read back from the
-topic the table is made from."""
+topic the table is made from: every record of that key, newest first, a page at a time (each page
+reads the topic backwards in bounded chunks; its cursor says where the next, older page starts)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from console import records
 from console.errors import InvalidInput, NotFound, Unavailable
 from kafka_integration import KafkaSettings
 
-HISTORY_RECORDS = 2000  # the last records of the topic searched for a key's history
+HISTORY_PAGE = 50  # records of a key's history a page shows at most
+HISTORY_CHUNK = 2000  # offsets read back per partition at a time
+HISTORY_BUDGET = 20_000  # offsets one page reads at most, however long the topic
+MAX_CURSOR = 4000  # characters of a cursor
 
 
 def source_topic(table: str) -> str:
@@ -63,10 +67,48 @@ async def row(session: aiohttp.ClientSession, api: str, token: str, table: str, 
     return body
 
 
-async def history(kafka: KafkaSettings, table: str, key: str) -> list[dict[str, Any]]:
-    """The records of `key` among the last HISTORY_RECORDS of the table's topic, oldest first."""
+def check_cursor(raw: str) -> dict[int, int] | None:
+    """`before`: where an older page of a history starts, as `partition:offset` pairs separated
+    by commas; '' is the newest page (None)."""
+    if not raw:
+        return None
+    problem = "partition:offset pairs separated by commas (as the 'older' link gives)"
+    if len(raw) > MAX_CURSOR:
+        raise InvalidInput("before", f"at most {MAX_CURSOR} characters: {problem}")
+    out: dict[int, int] = {}
+    for pair in raw.split(","):
+        partition, sep, offset = pair.partition(":")
+        if not sep or not _digits(partition, 6) or not _digits(offset, 19) or int(partition) in out:
+            raise InvalidInput("before", problem)
+        out[int(partition)] = int(offset)
+    return out
+
+
+def _digits(text: str, most: int) -> bool:
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
+def cursor_text(cursor: dict[int, int]) -> str:
+    return ",".join(f"{p}:{o}" for p, o in sorted(cursor.items()))
+
+
+async def history(
+    kafka: KafkaSettings, table: str, key: str, before: dict[int, int] | None = None
+) -> tuple[list[dict[str, Any]], dict[int, int]]:
+    """A page of the records of `key` on the table's topic, newest first, from `before` (None:
+    the end now) back; and the cursor of the next, older page ({} when there is none)."""
+    wanted = key.encode()
     try:
-        found = await records.read_topic(kafka, source_topic(table), limit=HISTORY_RECORDS)
-    except NotFound:
-        return []
-    return [r for r in found if r["key"] == key]
+        return await records.scan_back(
+            kafka,
+            source_topic(table),
+            lambda record: record.key == wanted,
+            before=before,
+            want=HISTORY_PAGE,
+            chunk=HISTORY_CHUNK,
+            budget=HISTORY_BUDGET,
+        )
+    except NotFound:  # the topic is not there (yet): no history
+        if before is not None:
+            raise
+        return [], {}

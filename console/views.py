@@ -16,11 +16,11 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from console import charts, deadletters, lag, notices, records, session, tables, topics
+from console import deadletters, lag, notices, records, session, tables, topics
 from console.errors import InvalidInput, NotFound
-from console.flow import SAMPLE_SECONDS, WORKER_FIGURES
+from console.flow import SAMPLE_SECONDS
 from console.keys import CONFIG, FLOW, HTTP, NOTIFICATIONS_POOL, POOL
-from kafka_integration.tail import printable
+from kafka_integration.tail import escape_controls
 from notifications import templates
 from servicekit.auth import REVOCATIONS
 
@@ -113,36 +113,41 @@ async def logout(request: web.Request) -> web.Response:
 async def flow_page(request: web.Request) -> dict[str, Any]:
     flow = request.app[FLOW]
     latest = flow.latest()
-    topics = sorted(latest.topics) if latest else []
-    chart_list = [charts.line_chart("consumer lag", flow.series("lag"))]
-    chart_list += [charts.line_chart(f"{t} records/s", flow.rates(f"topic:{t}"), "/s") for t in topics]
-    chart_list += [
-        charts.line_chart(f"{k} /s", flow.rates(f"worker:{k}"), "/s") for k in WORKER_FIGURES.values()
-    ]
+    drawn = flow.charts()
+    groups: dict[str, list[Any]] = {"main": [], "partition": []}
+    for name, _title, _how, group in flow.chart_list():
+        groups[group].append(drawn[name])
     return {
         "figures": flow.snapshot(),
         "latest": latest,
-        "topics": topics,
+        "topics": sorted(latest.topics) if latest else [],
+        "partitions": sorted(latest.ends) if latest else [],
         "services": list(request.app[CONFIG].ops.schemas),
-        "charts": chart_list,
+        "charts": groups["main"],
+        "partition_charts": groups["partition"],
         "interval": SAMPLE_SECONDS,
     }
 
 
 @routes.get("/events")
 async def events(request: web.Request) -> web.StreamResponse:
-    """The flow's latest figures as JSON, one event per sample, while the session stays valid
-    (a stream opened before signing out, or before its token was revoked, ends)."""
+    """The flow's latest figures as JSON (`flow`), and the new point of each chart (`points`),
+    one of each per sample, while the session stays valid (a stream opened before signing out,
+    or before its token was revoked, ends)."""
     flow = request.app[FLOW]
     async with sse_response(request) as stream:
-        await stream.send(json.dumps(flow.snapshot(), default=str), event="flow")
+        sent_at = None
         while stream.is_connected() and session.signed_in(request) is not None:
+            await stream.send(json.dumps(flow.snapshot(), default=str), event="flow")
+            latest = flow.latest()
+            if latest is not None and latest.at != sent_at:
+                sent_at = latest.at
+                await stream.send(flow.points(), event="points")
             async with flow.changed:
                 try:
                     await asyncio.wait_for(flow.changed.wait(), SAMPLE_SECONDS * 5)
                 except TimeoutError:
                     pass
-            await stream.send(json.dumps(flow.snapshot(), default=str), event="flow")
     return stream
 
 
@@ -157,7 +162,7 @@ async def deadletters_page(request: web.Request) -> dict[str, Any]:
 
 
 def _shown_letter(letter: deadletters.Letter) -> dict[str, Any]:
-    out = {k: printable(v) if isinstance(v, str) else v for k, v in letter.as_dict().items()}
+    out = {k: escape_controls(v) if isinstance(v, str) else v for k, v in letter.as_dict().items()}
     out["value_text"] = json.dumps(letter.value, indent=2, ensure_ascii=True, default=str)[:5000]
     out["when"] = _when(letter.timestamp_ms)
     return out
@@ -196,8 +201,12 @@ async def notifications_page(request: web.Request) -> dict[str, Any]:
 @routes.get("/notifications/{id}")
 @page("notification.html")
 async def notification_page(request: web.Request) -> dict[str, Any]:
+    """The message as the SMTP server took it (stored when it was sent); for one not sent yet, or
+    sent before the message was stored, its template rendered now, and the page says so."""
     ident = notices.check_id(request.match_info["id"])
     row = await notices.one(request.app[POOL], request.app[CONFIG].ops, ident)
+    if row.get("sent_message") is not None:
+        return {"row": row, "message": notices.as_sent(bytes(row["sent_message"]))}
     try:
         template = await templates.find(
             request.app[NOTIFICATIONS_POOL], row["template"], row["tenant"], row["organization_id"]
@@ -205,7 +214,7 @@ async def notification_page(request: web.Request) -> dict[str, Any]:
         subject, text, html = template.render(dict(row["args"] or {}))
     except Exception as exc:
         subject, text, html = f"(cannot render: {exc})", "", ""
-    return {"row": row, "subject": subject, "text": text, "html": html}
+    return {"row": row, "message": notices.Message(subject=subject, text=text, html=html)}
 
 
 @routes.post("/notifications/{id}/retry")
@@ -310,10 +319,12 @@ async def table_page(request: web.Request) -> dict[str, Any]:
     table = _field(request.match_info, "table", 100)
     tables.source_topic(table)  # NotFound for a table that is not one of ours
     key = _field(request.query, "key", 200, False)
-    row, history = None, []
+    before = tables.check_cursor(_field(request.query, "before", tables.MAX_CURSOR, False))
+    row, history, older = None, [], ""
     if key:
         key = tables.check_key(key)
         token = request.cookies.get(session.SESSION_COOKIE, "")
         row = await tables.row(request.app[HTTP], config.notifications_url, token, table, key)
-        history = [_shown_record(r) for r in await tables.history(config.ops.kafka, table, key)]
-    return {"table": table, "key": key, "row": row, "history": history}
+        found, cursor = await tables.history(config.ops.kafka, table, key, before)
+        history, older = [_shown_record(r) for r in found], tables.cursor_text(cursor)
+    return {"table": table, "key": key, "row": row, "history": history, "older": older, "before": before}

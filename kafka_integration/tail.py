@@ -32,16 +32,18 @@ class TailOptions:
     as_json: bool = False  # one JSON object per record, for jq
 
 
+def escape_controls(text: str, keep: str = "") -> str:
+    """`text` with its control (non-printable) characters escaped (`\\x1b`), but those in `keep`."""
+    return "".join(
+        c if c.isprintable() or c in keep else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
 def _text(raw: bytes | None) -> str | None:
     """Bytes as text a terminal can show: UTF-8, undecodable bytes and control characters escaped."""
     if raw is None:
         return None
-    return printable(raw.decode("utf-8", errors="backslashreplace"))
-
-
-def printable(text: str) -> str:
-    """Text with its control characters escaped (`\\x1b`), as a terminal or a page shows them."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return escape_controls(raw.decode("utf-8", errors="backslashreplace"))
 
 
 def _value(raw: bytes | None) -> Any:

@@ -102,10 +102,14 @@ async def release(pool: asyncpg.Pool, notification_id: int) -> None:
     )
 
 
-async def mark_sent(pool: asyncpg.Pool, notification_id: int) -> None:
+async def mark_sent(pool: asyncpg.Pool, notification_id: int, message: bytes | None = None) -> None:
+    """Sent: with the message's bytes as the SMTP server took them (in the same UPDATE, so what
+    the recipient saw is on record exactly when the row says `sent`)."""
     await pool.execute(
-        "UPDATE email_notifications SET status = 'sent', sent_at = now(), error = NULL WHERE id = $1",
+        """UPDATE email_notifications SET status = 'sent', sent_at = now(), error = NULL, sent_message = $2
+           WHERE id = $1""",
         notification_id,
+        message,
     )
 
 
@@ -152,6 +156,14 @@ async def pending(pool: asyncpg.Pool, tenant: str, limit: int = 10_000) -> list[
     return [dict(r) for r in rows]
 
 
+def shown(row: asyncpg.Record) -> Row:
+    """A notification as the API answers it: without the sent message's bytes (the console,
+    which reads the database, shows those)."""
+    out = dict(row)
+    out.pop("sent_message", None)
+    return out
+
+
 async def list_notifications(
     pool: asyncpg.Pool, after: int, limit: int, status: str | None, only: list[int] | None = None
 ) -> list[Row]:
@@ -168,9 +180,9 @@ async def list_notifications(
         status,
         only,
     )
-    return [dict(r) for r in rows]
+    return [shown(r) for r in rows]
 
 
 async def get_notification(pool: asyncpg.Pool, notification_id: int) -> Row | None:
     row = await pool.fetchrow("SELECT * FROM email_notifications WHERE id = $1", notification_id)
-    return dict(row) if row is not None else None
+    return shown(row) if row is not None else None

@@ -133,17 +133,18 @@ class Notifier:
             raise SmtpUnavailable(str(exc)) from exc
         except aiosmtplib.SMTPException as exc:
             return await self._failed(row, f"{type(exc).__name__}: {exc}")
-        await self._mark_sent(row["id"])
+        await self._mark_sent(row["id"], message.data)
         self.sent += 1
         return "sent"
 
-    async def _mark_sent(self, notification_id: int) -> None:
-        """The server has the message: record it, waiting out a database that is away (an error
-        here would leave the row `sending`, and its lease's end would send it a second time)."""
+    async def _mark_sent(self, notification_id: int, message: bytes) -> None:
+        """The server has the message: record it (and its bytes), waiting out a database that is
+        away (an error here would leave the row `sending`, and its lease's end would send it a
+        second time)."""
         delay = 0.2
         while True:
             try:
-                await db.mark_sent(self.pool, notification_id)
+                await db.mark_sent(self.pool, notification_id, message)
                 return
             except Exception as exc:
                 if not unreachable(exc):

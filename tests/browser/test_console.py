@@ -183,6 +183,8 @@ async def test_an_order_shows_on_the_flow_and_notifications_pages(
     await page.wait_text("h1", lambda t: "Flow" in t)
     await page.wait_text("#live", lambda t: t.startswith("updated"))  # the live updates arrive
     before = await page.figure("worker.emails_sent") or 0
+    chart = '[data-chart="worker:emails_sent"]'
+    drawn = await page.text(chart)
     address = f"{unique('flow')}@gmail.com"
     org = await _post(system["customers"], "/organizations", {"organization": {"name": "FlowCo"}})
     person = await _post(
@@ -195,7 +197,13 @@ async def test_an_order_shows_on_the_flow_and_notifications_pages(
     await page.wait_text(
         '[data-figure="worker.emails_sent"]', lambda t: t.strip() not in ("", "-") and float(t) >= before + 2
     )
+    # records in and out per partition, and the charts redrawn on the open page (no reload)
+    await page.wait_text("#partitions", lambda t: "orders/0" in t and "invoices/0" in t)
+    await page.wait_text(chart, lambda t: t != drawn and "emails_sent: " in t and "not enough" not in t)
+    assert await page.script("return document.querySelectorAll('[data-chart]').length") > 20
     await page.screenshot()
+    await page.script("document.getElementById('charts').scrollIntoView()")
+    await page.screenshot("-charts")
     await wait_for_mails(test_env, address, count=2)
     notes = Page(browser, system["console"], "notifications")
     await notes.open("/notifications?status=sent")
@@ -203,6 +211,9 @@ async def test_an_order_shows_on_the_flow_and_notifications_pages(
     assert "sent" in rows
     await notes.click("tr[data-notification] a")
     await notes.wait_text("#subject", lambda t: "flow1" in t or "Welcome" in t)
+    assert "as the SMTP server took it" in await notes.text(
+        "#provenance"
+    )  # the stored bytes, not a rendering
     await notes.screenshot()
     # the same order on the topics page, and the worker with its partitions and state size
     more = Page(browser, system["console"], "topics")

@@ -3,17 +3,22 @@ the worker running in this process."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 
-from console.config import OperationsSettings
+from console.app import create_app
+from console.config import Config, OperationsSettings
 from console.db import console_pool
 from notifications.config import WorkerConfig
 from notifications.worker import running_worker
+from security.app import create_app as security_app
+from security.config import Config as SecurityConfig
 from tests.support import unique
 
 
@@ -43,3 +48,42 @@ async def pool(ops: OperationsSettings) -> AsyncIterator[asyncpg.Pool]:
 async def worker(test_env: dict[str, str]) -> AsyncIterator[Any]:
     async with running_worker(WorkerConfig.from_env(test_env)) as (materializer, notifier):
         yield materializer, notifier
+
+
+ADMIN = ("root@example.com", "root-password-0")
+CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
+
+
+@pytest.fixture
+async def security(test_env: dict[str, str], serve: Callable[..., Any]) -> TestClient[Any, Any]:
+    env = {**test_env, "ADMIN_EMAIL": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1]}
+    client: TestClient[Any, Any] = await serve(security_app(SecurityConfig.from_env(env)))
+    return client
+
+
+@pytest.fixture
+async def console(
+    test_env: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any]
+) -> TestClient[Any, Any]:
+    env = {
+        **test_env,
+        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
+        "WORKER_URLS": "http://127.0.0.1:9",  # no worker: the flow says it cannot read it
+    }
+    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(env)))
+    return client
+
+
+async def csrf_of(client: TestClient[Any, Any], path: str) -> str:
+    resp = await client.get(path)
+    assert resp.status == 200, await resp.text()
+    found = CSRF.search(await resp.text())
+    assert found is not None
+    return found.group(1)
+
+
+async def sign_in(client: TestClient[Any, Any], email: str, password: str) -> Any:
+    token = await csrf_of(client, "/login")
+    return await client.post(
+        "/login", data={"csrf": token, "email": email, "password": password}, allow_redirects=False
+    )

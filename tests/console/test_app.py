@@ -12,49 +12,13 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from console import tables
 from console.app import create_app
 from console.config import Config
-from security.app import create_app as security_app
-from security.config import Config as SecurityConfig
+from tests.console.conftest import ADMIN, csrf_of, sign_in
 from tests.support import Tokens, wait_until
 
-ADMIN = ("root@example.com", "root-password-0")
-CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
-
-
-@pytest.fixture
-async def security(test_env: dict[str, str], serve: Callable[..., Any]) -> TestClient[Any, Any]:
-    env = {**test_env, "ADMIN_EMAIL": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1]}
-    client: TestClient[Any, Any] = await serve(security_app(SecurityConfig.from_env(env)))
-    return client
-
-
-@pytest.fixture
-async def console(
-    test_env: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any]
-) -> TestClient[Any, Any]:
-    env = {
-        **test_env,
-        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
-        "WORKER_URLS": "http://127.0.0.1:9",  # no worker: the flow says it cannot read it
-    }
-    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(env)))
-    return client
-
-
-async def csrf_of(client: TestClient[Any, Any], path: str) -> str:
-    resp = await client.get(path)
-    assert resp.status == 200, await resp.text()
-    found = CSRF.search(await resp.text())
-    assert found is not None
-    return found.group(1)
-
-
-async def sign_in(client: TestClient[Any, Any], email: str, password: str) -> Any:
-    token = await csrf_of(client, "/login")
-    return await client.post(
-        "/login", data={"csrf": token, "email": email, "password": password}, allow_redirects=False
-    )
+OLDER = re.compile(r'id="older" href="\?key=([^&"]*)&amp;before=([^"]*)"')
 
 
 async def test_pages_need_an_administrator_and_the_cookie_is_httponly_and_samesite(
@@ -232,7 +196,11 @@ async def test_topics_are_listed_and_a_partition_browsed_from_an_offset_or_a_tim
 
 
 async def test_tables_show_row_counts_a_row_by_key_and_its_history(
-    test_env: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any], tokens: Tokens
+    test_env: dict[str, str],
+    serve: Callable[..., Any],
+    security: TestClient[Any, Any],
+    tokens: Tokens,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from customers.app import create_app as customers_app
     from customers.config import Config as CustomersConfig
@@ -261,6 +229,19 @@ async def test_tables_show_row_counts_a_row_by_key_and_its_history(
     await wait_until(has_row, timeout=60, interval=0.5)
     page = await (await console.get(f"/tables/organizations_table?key={org['id']}")).text()
     assert page.count("TableCo") >= 3  # the row, and both versions in its history
+    assert 'id="beginning"' in page and 'id="older"' not in page  # all of it on one page
+    # a page at a time (one record here): newest first, then "Older" to the first version
+    monkeypatch.setattr(tables, "HISTORY_PAGE", 1)
+    monkeypatch.setattr(tables, "HISTORY_CHUNK", 1)
+    monkeypatch.setattr(tables, "HISTORY_BUDGET", 1)
+    newest = await (await console.get(f"/tables/organizations_table?key={org['id']}")).text()
+    history = newest.split('id="history"', 1)[1]
+    assert "TableCo 2" in history and history.count("TableCo") == 1
+    older = OLDER.search(newest)
+    assert older is not None
+    first = await (await console.get(f"/tables/organizations_table?key={older[1]}&before={older[2]}")).text()
+    history = first.split('id="history"', 1)[1]
+    assert history.count("TableCo") == 1 and "TableCo 2" not in history and "(older records)" in first
     listed = await console.get("/tables")
     assert listed.status == 200 and "organizations_table" in await listed.text()
     for path, status in (
