@@ -25,9 +25,7 @@ from console.errors import InvalidInput, NotAllowed, NotFound, Unavailable
 from kafka_integration import KafkaSettings, new_producer
 from kafka_integration.topics import TopicSpec, ensure_topics
 from servicekit.db import migrate
-from tests.console.test_app import ADMIN, csrf_of, sign_in
-from tests.console.test_app import console as console
-from tests.console.test_app import security as security
+from tests.console.conftest import ADMIN, csrf_of, sign_in
 from tests.support import Tokens, read_topic, wait_until
 
 

@@ -15,8 +15,7 @@ from aiohttp.test_utils import TestClient
 from console.app import create_app
 from console.config import Config
 from notifications.worker import worker_app
-from tests.console.test_app import ADMIN, csrf_of, sign_in
-from tests.console.test_app import security as security
+from tests.console.conftest import ADMIN, csrf_of, sign_in
 from tests.support import kafka_script, local_kafka, wait_until
 
 
