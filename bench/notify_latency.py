@@ -6,7 +6,7 @@ Starts `python -m customers`, `python -m orders` and `python -m notifications wo
 own processes against the running infrastructure (`bash infra/up.sh` first; the local SMTP sink
 is needed, its files carry their arrival time), places orders at `--rate` per second (open loop:
 the schedule does not wait for answers), and for each invoice email compares the sink's arrival
-time (the file name, in ns) with the order's `created_at` (the transaction's start, just before
+time (its line in received.log, in ns) with the order's `created_at` (the transaction's start, just before
 its commit: this slightly overstates the latency).
 """
 
@@ -15,36 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from datetime import datetime
-from pathlib import Path
 
 import aiohttp
 import asyncpg
 
-from bench.processes import bench_run, wait_healthy
+from bench.orderflow import invoice_emails, party, percentile, place, start_flow
+from bench.processes import bench_run
 from kafka_integration import KafkaSettings
 from tests.support import read_topic
-
-ORDER = {"date": "2022-05-07T07:50:03-00:00", "deliver_date": "2022-05-07T07:53:03-00:00", "state": "pending"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
-def measured(sink: Path, domain: str, created: dict[str, float]) -> list[float]:
-    """Milliseconds from commit to arrival of each invoice email of this run (warm-up excluded)."""
-    out = []
-    for path in sink.glob("*.eml"):
-        head = path.read_bytes()[:4096].decode("utf-8", "replace")
-        if domain not in head or "Subject: Invoice" not in head:
-            continue
-        po = head.split(" for order ", 1)[1].split(" ", 1)[0]
-        if po in created and not po.startswith("lat--"):
-            arrival = int(path.name.split("-", 1)[0]) / 1e9
-            out.append((arrival - created[po]) * 1000)
-    return out
 
 
 async def breakdown(env: dict[str, str]) -> dict[str, list[float]]:
@@ -83,46 +61,29 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
     with bench_run() as run:
-        sink = Path(run.env["SMTP_SINK_DIR"])
-        customers = run.start(["customers"])
-        orders = run.start(["orders"])
-        worker = run.start(["notifications", "worker"], port_variable="WORKER_PORT")
-        for port in (customers, orders, worker):
-            await wait_healthy(port)
+        flow = await start_flow(run)
         async with aiohttp.ClientSession(headers=run.headers) as session:
+            org, customer = await party(session, flow.customers.port)
+            created: dict[int, float] = {}  # invoice id -> the order's commit time (s since epoch)
 
-            async def post(url: str, body: object) -> dict[str, object]:
-                async with session.post(url, json=body) as resp:
-                    assert resp.status == 201, await resp.text()
-                    return dict(await resp.json())
+            async def one(n: int) -> None:
+                invoice, committed = await place(session, flow.orders.port, org, customer, f"lat-{n}")
+                if n >= 0:
+                    created[invoice] = committed
 
-            org = await post(
-                f"http://127.0.0.1:{customers}/organizations", {"organization": {"name": "BenchCo"}}
-            )
-            person = {"customer": {"name": "Bench", "last_name": "Mark", "email": "bench@example.com"}}
-            customer = await post(f"http://127.0.0.1:{customers}/customers", person)
-            created: dict[str, float] = {}  # po -> commit time (s since epoch)
-
-            async def place(n: int) -> None:
-                po = f"lat-{n}"
-                body = {"po": po, "organization_id": org["id"], "customer_id": customer["id"], **ORDER}
-                order = await post(f"http://127.0.0.1:{orders}/orders", body)
-                created[po] = datetime.fromisoformat(str(order["created_at"])).timestamp()
-
-            await asyncio.gather(*(place(-n) for n in range(1, 21)))  # warm up the path
+            await asyncio.gather(*(one(-n) for n in range(1, 21)))  # warm up the path
             total = int(args.rate * args.seconds)
             start = time.monotonic()
             tasks = []
             for n in range(total):
                 await asyncio.sleep(max(0.0, start + n / args.rate - time.monotonic()))
-                tasks.append(asyncio.create_task(place(n)))
+                tasks.append(asyncio.create_task(one(n)))
             await asyncio.gather(*tasks)
             placed_rate = total / (time.monotonic() - start)
-        domain = run.env["MESSAGE_ID_DOMAIN"]
         latencies: list[float] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            latencies = await asyncio.to_thread(measured, sink, domain, created)
+            latencies, _ = await asyncio.to_thread(invoice_emails, run.env, created)
             if len(latencies) >= total:
                 break
             await asyncio.sleep(0.5)

@@ -1,0 +1,102 @@
+"""The order → invoice email flow as the benchmarks drive it: the system's processes started,
+a party that orders, orders placed, and each invoice email's arrival in the SMTP sink.
+
+Shared by bench.notify_latency, bench.capacity and its load generator (bench.order_load)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+
+from bench.processes import Bench, Started, wait_healthy
+from tests.support import arrivals
+
+ORDER = {"date": "2022-05-07T07:50:03-00:00", "deliver_date": "2022-05-07T07:53:03-00:00", "state": "pending"}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+@dataclass
+class Flow:
+    """The processes of the flow: customers, orders, the workers, and (`whole`) the rest of the
+    system, security and the notifications API, which read the same topics."""
+
+    customers: Started
+    orders: Started
+    workers: list[Started]
+    others: dict[str, Started] = field(default_factory=dict)
+
+    def named(self) -> dict[str, Started]:
+        out = {"customers": self.customers, "orders": self.orders}
+        for n, worker in enumerate(self.workers, start=1):
+            out["worker" if len(self.workers) == 1 else f"worker {n}"] = worker
+        return {**out, **self.others}
+
+
+async def start_flow(run: Bench, workers: int = 1, whole: bool = False) -> Flow:
+    """Start the flow's processes (each worker with a state folder of its own, all in one
+    consumer group) and wait until each answers /health."""
+    flow = Flow(
+        customers=run.spawn(["customers"]),
+        orders=run.spawn(["orders"]),
+        workers=[
+            run.spawn(
+                ["notifications", "worker"],
+                port_variable="WORKER_PORT",
+                extra={"MATERIALIZER_STATE_DIR": str(run.folder / f"state-worker-{n}")},
+            )
+            for n in range(workers)
+        ],
+    )
+    if whole:
+        flow.others["security"] = run.spawn(["security"])
+        flow.others["notifications api"] = run.spawn(["notifications"])
+    for started in flow.named().values():
+        await wait_healthy(started.port)
+    return flow
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: object) -> dict[str, Any]:
+    async with session.post(url, json=body) as resp:
+        if resp.status != 201:
+            raise RuntimeError(f"{url}: {resp.status} {await resp.text()}")
+        return dict(await resp.json())
+
+
+async def party(session: aiohttp.ClientSession, customers: int) -> tuple[int, int]:
+    """An organization and a customer to order for: their ids."""
+    org = await post(
+        session, f"http://127.0.0.1:{customers}/organizations", {"organization": {"name": "BenchCo"}}
+    )
+    person = {"customer": {"name": "Bench", "last_name": "Mark", "email": "bench@example.com"}}
+    customer = await post(session, f"http://127.0.0.1:{customers}/customers", person)
+    return int(org["id"]), int(customer["id"])
+
+
+async def place(
+    session: aiohttp.ClientSession, orders: int, org: int, customer: int, po: str
+) -> tuple[int, float]:
+    """Place one order: its invoice's id, and the order's commit time (its `created_at`, the
+    transaction's start just before its commit: this slightly overstates the latency)."""
+    body = {"po": po, "organization_id": org, "customer_id": customer, **ORDER}
+    order = await post(session, f"http://127.0.0.1:{orders}/orders", body)
+    return int(order["invoice_id"]), datetime.fromisoformat(str(order["created_at"])).timestamp()
+
+
+def invoice_emails(env: dict[str, str], created: dict[int, float]) -> tuple[list[float], dict[int, int]]:
+    """For the invoices in `created` (invoice id -> commit time): milliseconds from commit to the
+    first copy's arrival in the sink, and how many copies arrived of each (every copy counts)."""
+    by_invoice: dict[int, list[int]] = {}
+    for message_id, times in arrivals(env, env["MESSAGE_ID_DOMAIN"]).items():
+        if message_id.startswith("<invoice-"):
+            ident = message_id[len("<invoice-") :].split(".", 1)[0]
+            if ident.isdecimal() and int(ident) in created:
+                by_invoice[int(ident)] = times
+    latencies = [(min(times) / 1e9 - created[i]) * 1000 for i, times in by_invoice.items()]
+    return latencies, {i: len(by_invoice.get(i, [])) for i in created}
