@@ -53,6 +53,7 @@ class Step:
     p50: float = math.nan
     p99: float = math.nan
     worst: float = math.nan
+    window: float = 0.0  # seconds from the step's start to its last email
     cpu_per_1000: dict[str, float] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
 
@@ -95,6 +96,7 @@ async def step(
     args: argparse.Namespace,
 ) -> Step:
     before = snapshot(processes)
+    began = time.monotonic()
     result = await load(run, flow, org, customer, rate, args.seconds)
     created = result["created"]
     s = Step(
@@ -108,6 +110,7 @@ async def step(
             break
         await asyncio.sleep(0.25)
     after = snapshot(processes)
+    s.window = time.monotonic() - began
     orders = max(1, s.placed)
     s.cpu_per_1000 = {name: (after[name] - before[name]) * 1000 / orders for name in before}
     s.cpu_per_1000["load generator"] = result["cpu_seconds"] * 1000 / orders
@@ -121,7 +124,16 @@ async def step(
     return s
 
 
-def report(steps: list[Step], p99_ms: float, workers: int) -> None:
+async def idle(processes: list[Measured], seconds: float) -> dict[str, float]:
+    """Each process's CPU seconds per second with no order coming: its floor (polls, heartbeats,
+    the broker's own work), which a step's figure includes for the step's whole window."""
+    before = snapshot(processes)
+    await asyncio.sleep(seconds)
+    after = snapshot(processes)
+    return {name: (after[name] - before[name]) / seconds for name in before}
+
+
+def report(steps: list[Step], p99_ms: float, workers: int, floor: dict[str, float]) -> None:
     print(
         f"\ncommit -> invoice email, {workers} worker(s); a step holds at p99 <= {p99_ms:g} ms"
         " and >= 95% of the rate"
@@ -140,17 +152,24 @@ def report(steps: list[Step], p99_ms: float, workers: int) -> None:
     held = [s for s in steps if s.held(p99_ms)]
     print(f"knee: {held[-1].asked:g} orders/s" if held else "knee: below the first step")
     names = list(steps[0].cpu_per_1000) if steps else []
-    print("\nCPU seconds per 1,000 orders (utime + stime from /proc), by step:")
-    print(f"{'process':<20}" + "".join(f"{s.asked:>9g}/s" for s in steps))
+    print("\nCPU seconds per 1,000 orders (utime + stime from /proc), by step; idle: CPU s/s with no load")
+    print(f"{'process':<20}{'idle':>8}" + "".join(f"{s.asked:>9g}/s" for s in steps))
     ranked = sorted(
         names, key=lambda n: -steps[0].cpu_per_1000[n] if not math.isnan(steps[0].cpu_per_1000[n]) else 0
     )
     for name in ranked:
-        print(f"{name:<20}" + "".join(f"{s.cpu_per_1000[name]:>11.2f}" for s in steps))
+        print(
+            f"{name:<20}{floor.get(name, math.nan):>8.3f}"
+            + "".join(f"{s.cpu_per_1000[name]:>11.2f}" for s in steps)
+        )
     print(
-        f"{'total':<20}"
+        f"{'total':<20}{sum(floor.values()):>8.3f}"
         + "".join(f"{sum(v for v in s.cpu_per_1000.values() if not math.isnan(v)):>11.2f}" for s in steps)
     )
+
+
+def net(s: Step, floor: dict[str, float], name: str) -> float:
+    return s.cpu_per_1000[name] - floor.get(name, 0.0) * s.window * 1000 / max(1, s.placed)
 
 
 async def main() -> None:
@@ -168,6 +187,7 @@ async def main() -> None:
     parser.add_argument(
         "--settle-seconds", type=float, default=2, help="wait for repeats after the last email"
     )
+    parser.add_argument("--idle-seconds", type=float, default=5, help="the idle floor's measurement")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     args = parser.parse_args()
     steps: list[Step] = []
@@ -188,6 +208,7 @@ async def main() -> None:
             and time.monotonic() < deadline
         ):
             await asyncio.sleep(0.25)
+        floor = await idle(processes, args.idle_seconds)
         rates = args.rates or [100 * 2**n for n in range(32) if 100 * 2**n <= args.max_rate]
         for rate in rates:
             s = await step(run, flow, processes, org, customer, rate, args)
@@ -201,9 +222,16 @@ async def main() -> None:
                 break
             if not s.correct():
                 break
-    report(steps, args.p99_ms, args.workers)
+    report(steps, args.p99_ms, args.workers, floor)
+    print("\nless the idle floor over each step's window (what the orders themselves cost):")
+    for name in steps[0].cpu_per_1000 if steps else []:
+        print(f"{name:<28}" + "".join(f"{net(s, floor, name):>11.2f}" for s in steps))
+    print(
+        f"{'total':<28}" + "".join(f"{sum(net(s, floor, n) for n in s.cpu_per_1000):>11.2f}" for s in steps)
+    )
+    print("windows (s): " + ", ".join(f"{s.asked:g}/s {s.window:.1f}" for s in steps))
     if args.json:
-        print(json.dumps({"workers": args.workers, "steps": [s.__dict__ for s in steps]}))
+        print(json.dumps({"workers": args.workers, "idle": floor, "steps": [s.__dict__ for s in steps]}))
     if any(not s.correct() for s in steps):
         raise SystemExit("an invoice email was missing or repeated, or an order failed: see above")
 
