@@ -102,10 +102,12 @@ async def release(pool: asyncpg.Pool, notification_id: int) -> None:
     )
 
 
-async def mark_sent(pool: asyncpg.Pool, notification_id: int) -> None:
+async def mark_sent(pool: asyncpg.Pool, notification_ids: list[int]) -> None:
+    """These notifications are sent (one statement for many: notifications.marks)."""
     await pool.execute(
-        "UPDATE email_notifications SET status = 'sent', sent_at = now(), error = NULL WHERE id = $1",
-        notification_id,
+        """UPDATE email_notifications SET status = 'sent', sent_at = now(), error = NULL
+           WHERE id = ANY($1::bigint[])""",
+        notification_ids,
     )
 
 
