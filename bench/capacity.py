@@ -31,6 +31,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -64,7 +65,9 @@ class Step:
         return self.correct() and self.p99 <= p99_ms and self.achieved >= HOLD_FRACTION * self.asked
 
 
-async def load(run: Bench, flow: Flow, org: int, customer: int, rate: float, seconds: float) -> dict:
+async def load(
+    run: Bench, flow: Flow, org: int, customer: int, rate: float, seconds: float
+) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

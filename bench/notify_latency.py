@@ -19,13 +19,13 @@ import time
 import aiohttp
 import asyncpg
 
-from bench.orderflow import invoice_emails, party, percentile, place, start_flow
+from bench.orderflow import invoice_emails, party, percentile, place, schema, start_flow
 from bench.processes import bench_run
 from kafka_integration import KafkaSettings
 from tests.support import read_topic
 
 
-async def breakdown(env: dict[str, str]) -> dict[str, list[float]]:
+async def breakdown(env: dict[str, str], search_path: str) -> dict[str, list[float]]:
     """Where the time goes, from the database's clocks: the order's commit to the worker's record
     of the notification (Kafka, the materializer, the join), and that record to the `sent` mark."""
     published = {
@@ -33,7 +33,7 @@ async def breakdown(env: dict[str, str]) -> dict[str, list[float]]:
         for m in await read_topic(KafkaSettings.from_env(env), "invoices", timeout=0)
         if m.value is not None
     }
-    conn = await asyncpg.connect(env["DATABASE_URL"], server_settings={"search_path": env["DATABASE_SCHEMA"]})
+    conn = await asyncpg.connect(env["DATABASE_URL"], server_settings={"search_path": search_path})
     try:
         rows = await conn.fetch(
             """SELECT o.po, extract(epoch FROM o.created_at) AS committed,
@@ -87,7 +87,7 @@ async def main() -> None:
             if len(latencies) >= total:
                 break
             await asyncio.sleep(0.5)
-        stages = await breakdown(run.env)
+        stages = await breakdown(run.env, f"{schema(run, 'orders')},{schema(run, 'notifications')}")
     print(f"{total} orders at {placed_rate:.0f}/s (asked {args.rate:.0f}/s); {len(latencies)} invoice emails")
     for name, values in stages.items():
         print(f"  {name}: p50 {percentile(values, 0.5):.1f} ms, p99 {percentile(values, 0.99):.1f} ms")

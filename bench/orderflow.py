@@ -39,24 +39,35 @@ class Flow:
         return {**out, **self.others}
 
 
+def schema(run: Bench, service: str) -> str:
+    """The schema a service owns in this run: one each, as in production (each service's own
+    outbox and relay), the worker and the notifications API sharing the notifications one."""
+    return f"{run.env['DATABASE_SCHEMA']}_{service}"
+
+
 async def start_flow(run: Bench, workers: int = 1, whole: bool = False) -> Flow:
     """Start the flow's processes (each worker with a state folder of its own, all in one
     consumer group) and wait until each answers /health."""
+
+    def start(args: list[str], service: str, **extra: str) -> Started:
+        port_variable = "WORKER_PORT" if args[1:] == ["worker"] else "PORT"
+        return run.spawn(args, port_variable, {"DATABASE_SCHEMA": schema(run, service), **extra})
+
     flow = Flow(
-        customers=run.spawn(["customers"]),
-        orders=run.spawn(["orders"]),
+        customers=start(["customers"], "customers"),
+        orders=start(["orders"], "orders"),
         workers=[
-            run.spawn(
+            start(
                 ["notifications", "worker"],
-                port_variable="WORKER_PORT",
-                extra={"MATERIALIZER_STATE_DIR": str(run.folder / f"state-worker-{n}")},
+                "notifications",
+                MATERIALIZER_STATE_DIR=str(run.folder / f"state-worker-{n}"),
             )
             for n in range(workers)
         ],
     )
     if whole:
-        flow.others["security"] = run.spawn(["security"])
-        flow.others["notifications api"] = run.spawn(["notifications"])
+        flow.others["security"] = start(["security"], "security")
+        flow.others["notifications api"] = start(["notifications"], "notifications")
     for started in flow.named().values():
         await wait_healthy(started.port)
     return flow
