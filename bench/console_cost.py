@@ -4,7 +4,7 @@
 
 Starts `customers`, `orders` and `notifications worker` as their own processes against the
 running infrastructure (`bash infra/up.sh` first) and places orders at `--rate` per second
-(bench.notify_latency's load) through three phases of `--seconds` each:
+(bench.orderflow.OrderLoad, as bench.notify_latency) through three phases of `--seconds` each:
 
 1. without the console;
 2. with `python -m console` running (its sampler asks PostgreSQL, Kafka and the worker every
@@ -12,7 +12,7 @@ running infrastructure (`bash infra/up.sh` first) and places orders at `--rate` 
 3. the same with the flow page open: the page loaded once and a client reading its live stream
    (/events: the figures and each chart's new point at each sample), as a browser does.
 
-For each phase it reads each process's CPU time (user + system) from /proc/<pid>/stat: the
+For each phase it reads each process's CPU time (user + system) from /proc/<pid>/stat (bench.cpu): the
 console's, the worker's, Kafka's (the broker's JVM, from infra's pid file) and PostgreSQL's (the
 postmaster, its reaped children and its live backends). The console's cost is its own CPU plus
 what the other processes spend more per order than in phase 1 (per order: a busy machine may not
@@ -25,58 +25,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
-from pathlib import Path
 
 import aiohttp
 
-from bench.notify_latency import OrderLoad
+from bench.cpu import Measured, local_infra, snapshot
+from bench.orderflow import OrderLoad, schema, start_flow
 from bench.processes import bench_run, wait_healthy
-from tests.support import ROOT
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int, children: bool = False) -> float:
-    """User + system CPU seconds of a process (with `children`: its reaped children's too, and
-    its live children's own)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # after the command: state(3) ppid(4) ... utime(14) stime(15) cutime(16) cstime(17), 1-based
-    used = int(fields[11]) + int(fields[12])
-    if children:
-        used += int(fields[13]) + int(fields[14])
-        for child in _children(pid):
-            try:
-                child_fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:  # ended meanwhile: its time is in the parent's cutime from now on
-                continue
-            used += int(child_fields[11]) + int(child_fields[12])
-    return used / TICK
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry.name))
-            except OSError:
-                continue
-    return out
-
-
-def infra_pids() -> dict[str, int]:
-    run = ROOT / ".run"
-    return {
-        "kafka": int((run / "kafka" / "pid").read_text().split()[0]),
-        "postgresql": int((run / "postgres" / "data" / "postmaster.pid").read_text().splitlines()[0]),
-    }
-
-
-def snapshot(pids: dict[str, int]) -> dict[str, float]:
-    return {name: cpu_seconds(pid, children=name == "postgresql") for name, pid in pids.items()}
+KAFKA, POSTGRESQL = "kafka (java)", "postgresql (all)"  # bench.cpu.local_infra's names
 
 
 async def watch_flow(port: int, token: str, stop: asyncio.Event, seen: dict[str, int]) -> None:
@@ -102,13 +59,13 @@ async def watch_flow(port: int, token: str, stop: asyncio.Event, seen: dict[str,
 
 
 async def phase(
-    load: OrderLoad, pids: dict[str, int], rate: float, seconds: float, tag: str
+    load: OrderLoad, processes: list[Measured], rate: float, seconds: float, tag: str
 ) -> tuple[dict[str, float], float, float]:
     """CPU seconds per process over `seconds` of load; the wall time and the rate reached."""
-    before, start = snapshot(pids), time.monotonic()
+    before, start = snapshot(processes), time.monotonic()
     _, reached = await load.run(rate, seconds, tag)
-    after, wall = snapshot(pids), time.monotonic() - start
-    return {name: after[name] - before[name] for name in pids}, wall, reached
+    after, wall = snapshot(processes), time.monotonic() - start
+    return {name: after[name] - before[name] for name in before}, wall, reached
 
 
 async def main() -> None:
@@ -117,39 +74,47 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
     with bench_run() as run:
-        customers = run.start(["customers"])
-        orders = run.start(["orders"])
-        worker = run.start(["notifications", "worker"], port_variable="WORKER_PORT")
-        worker_pid = run.processes[-1].pid
-        for port in (customers, orders, worker):
-            await wait_healthy(port)
-        pids = {**infra_pids(), "worker": worker_pid}
+        flow = await start_flow(run)
+        (worker,) = flow.workers
+        processes = [
+            *(m for m in local_infra(run.env) if m.name in (KAFKA, POSTGRESQL)),
+            Measured("worker", worker.process.pid),
+        ]
         results: list[tuple[str, dict[str, float], float, float]] = []
         async with aiohttp.ClientSession(headers=run.headers) as session:
-            load = OrderLoad(session, customers, orders)
+            load = OrderLoad(session, flow.customers.port, flow.orders.port)
             await load.prepare()
-            used, wall, reached = await phase(load, pids, args.rate, args.seconds, "none")
+            used, wall, reached = await phase(load, processes, args.rate, args.seconds, "none")
             results.append(("no console", used, wall, reached))
-            run.env["WORKER_URLS"] = f"http://127.0.0.1:{worker}"
-            console = run.start(["console"], port_variable="CONSOLE_PORT")
-            await wait_healthy(console)
-            pids["console"] = run.processes[-1].pid
+            # each service has a schema of its own (bench.orderflow.schema) and the console takes
+            # one DATABASE_SCHEMA for all: the notifications one, where the rows it shows are (its
+            # outbox figures then read that schema's outbox for each service: the same queries)
+            console = run.spawn(
+                ["console"],
+                "CONSOLE_PORT",
+                {
+                    "WORKER_URLS": f"http://127.0.0.1:{worker.port}",
+                    "DATABASE_SCHEMA": schema(run, "notifications"),
+                },
+            )
+            await wait_healthy(console.port)
+            processes.append(Measured("console", console.process.pid))
             await asyncio.sleep(5)  # its clients opened, its first samples taken
-            used, wall, reached = await phase(load, pids, args.rate, args.seconds, "idle")
+            used, wall, reached = await phase(load, processes, args.rate, args.seconds, "idle")
             results.append(("console, nobody looking", used, wall, reached))
             stop, seen = asyncio.Event(), {}
-            watcher = asyncio.create_task(watch_flow(console, run.token, stop, seen))
+            watcher = asyncio.create_task(watch_flow(console.port, run.token, stop, seen))
             await asyncio.sleep(3)
-            used, wall, reached = await phase(load, pids, args.rate, args.seconds, "page")
+            used, wall, reached = await phase(load, processes, args.rate, args.seconds, "page")
             stop.set()
             await watcher
             results.append(("console, flow page open", used, wall, reached))
     base = results[0][1]
     print(f"CPU seconds per minute of wall time, at {args.rate:.0f} orders/s, {args.seconds:.0f} s per phase")
-    names = ["console", "worker", "kafka", "postgresql"]
-    print(f"  {'phase':<26}{'orders/s':>9}" + "".join(f"{n:>12}" for n in names))
+    names = ["console", "worker", KAFKA, POSTGRESQL]
+    print(f"  {'phase':<26}{'orders/s':>9}" + "".join(f"{n:>18}" for n in names))
     for label, used, wall, reached in results:
-        cells = "".join(f"{used[n] * 60 / wall:>12.2f}" if n in used else f"{'-':>12}" for n in names)
+        cells = "".join(f"{used[n] * 60 / wall:>18.2f}" if n in used else f"{'-':>18}" for n in names)
         print(f"  {label:<26}{reached:>9.0f}{cells}")
     # the others' CPU per order placed, so that phases which reached different order rates (a
     # busy machine) compare; their extra is then given at the asked rate

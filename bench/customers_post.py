@@ -1,10 +1,14 @@
-"""Requests per second for POST /customers at concurrency 32, with the PostgreSQL commit rate of
-the same machine (pgbench, one INSERT per transaction, 32 clients) beside it.
+"""Requests per second for POST /customers at concurrency 32, beside its floor (the same INSERT
+in a bare aiohttp + asyncpg handler, bench.customers_floor) and the PostgreSQL commit rate of the
+same machine (pgbench, one INSERT per transaction, 32 clients).
 
-    .venv/bin/python -m bench.customers_post --seconds 15
+    .venv/bin/python -m bench.customers_post --seconds 15 --rounds 3
 
-Starts `python -m customers` as its own process on a free port against the running
-infrastructure (`bash infra/up.sh` first), and calls it with an administrator's token.
+Starts `python -m customers` and `python -m bench.customers_floor` as their own processes on
+free ports against the running infrastructure (`bash infra/up.sh` first), and calls the service
+with an administrator's token. The service and its floor are loaded in turns (`--rounds` of
+`--seconds` each, alternating), so a machine whose load changes during the run weighs on both
+alike; the ratio is still sensitive to what else runs on the machine.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from urllib.parse import urlparse
 
 import aiohttp
 
+from bench.orderflow import schema
 from bench.processes import bench_run, wait_healthy
 
 
@@ -77,21 +82,37 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="turns of the service and its floor")
     args = parser.parse_args()
     with bench_run() as run:
-        port = run.start(["customers"])
-        await wait_healthy(port)
-        url = f"http://127.0.0.1:{port}/customers"
-        await load(url, 2, args.concurrency, run.headers)  # warm up
-        done, errors, latencies = await load(url, args.seconds, args.concurrency, run.headers)
+        own = {"DATABASE_SCHEMA": schema(run, "customers")}
+        service = run.start(["customers"], extra=own)
+        await wait_healthy(service)  # it has migrated the table the floor writes to
+        floor = run.start(["bench.customers_floor"], extra=own)
+        await wait_healthy(floor)
+        targets = {"POST /customers": service, "floor (bare INSERT handler)": floor}
+        results: dict[str, tuple[int, int, list[float]]] = {name: (0, 0, []) for name in targets}
+        for port in targets.values():
+            await load(f"http://127.0.0.1:{port}/customers", 2, args.concurrency, run.headers)  # warm up
+        for _ in range(args.rounds):
+            for name, port in targets.items():
+                done, errors, latencies = await load(
+                    f"http://127.0.0.1:{port}/customers", args.seconds, args.concurrency, run.headers
+                )
+                before = results[name]
+                results[name] = (before[0] + done, before[1] + errors, before[2] + latencies)
         database_url = run.env["DATABASE_URL"]
-    latencies.sort()
-    p50 = latencies[len(latencies) // 2] * 1000
-    p99 = latencies[int(len(latencies) * 0.99)] * 1000
-    rate = done / args.seconds
-    print(f"POST /customers, concurrency {args.concurrency}, {args.seconds:.0f} s")
-    print(f"  {rate:,.0f} requests/s ({done} created, {errors} errors)")
-    print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"concurrency {args.concurrency}, {args.rounds} alternating rounds of {args.seconds:.0f} s each")
+    rates = {}
+    for name, (done, errors, latencies) in results.items():
+        latencies.sort()
+        rates[name] = done / (args.seconds * args.rounds)
+        print(f"{name}: {rates[name]:,.0f} requests/s ({done} created, {errors} errors)")
+        if latencies:
+            p50, p99 = latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000
+            print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    ours, bare = rates.values()
+    print(f"POST /customers at {ours / bare:.0%} of its floor (goal 60%; contention-sensitive, same run)")
     tps = pgbench(database_url, 10, args.concurrency)
     print(f"pgbench, one INSERT per transaction, {args.concurrency} clients: {tps}")
 

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +24,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Started:
+    """A process a benchmark started, and the port it listens on."""
+
+    port: int
+    process: subprocess.Popen[bytes]
 
 
 class Bench:
@@ -46,15 +55,22 @@ class Bench:
         self.headers = {"Authorization": f"Bearer {self.token}"}
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, args: Sequence[str], port_variable: str = "PORT") -> int:
-        """`python -m <args>` on a free port; returns the port."""
+    def start(
+        self, args: Sequence[str], port_variable: str = "PORT", extra: Mapping[str, str] | None = None
+    ) -> int:
+        """`python -m <args>` on a free port (with `extra` variables); returns the port."""
+        return self.spawn(args, port_variable, extra).port
+
+    def spawn(
+        self, args: Sequence[str], port_variable: str = "PORT", extra: Mapping[str, str] | None = None
+    ) -> Started:
+        """`python -m <args>` on a free port (with `extra` variables): its port and process."""
         port = free_port()
         log = open(self.folder / f"{args[0]}-{port}.log", "wb")
-        env = {**self.env, port_variable: str(port)}
-        self.processes.append(
-            subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=log, stderr=log)
-        )
-        return port
+        env = {**self.env, **(extra or {}), port_variable: str(port)}
+        proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=log, stderr=log)
+        self.processes.append(proc)
+        return Started(port, proc)
 
     def stop(self) -> None:
         for proc in reversed(self.processes):

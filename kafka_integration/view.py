@@ -47,6 +47,9 @@ class TopicView:
         self._progress = asyncio.Event()  # set after each fetch applied; waiters clear it
         self._whole = False  # `rows` is the view read to an end found by this consumer
         self.ready = asyncio.Event()
+        # the end-offsets request being asked, and the next one (shared by callers that came since)
+        self._asking: asyncio.Task[dict[TopicPartition, int]] | None = None
+        self._next: asyncio.Task[dict[TopicPartition, int]] | None = None
 
     def get(self, key: str | int) -> dict[str, Any] | None:
         return self.rows.get(str(key))
@@ -84,7 +87,7 @@ class TopicView:
                     try:
                         if consumer is not None and self._whole and consumer.assignment():
                             if ends is None:
-                                ends = await consumer.end_offsets(list(consumer.assignment()))
+                                ends = await self._ends_after_now(consumer)
                             if all([await consumer.position(tp) >= end for tp, end in ends.items()]):
                                 return True
                     except Exception:  # the broker went away or the view restarted: ask again
@@ -95,6 +98,24 @@ class TopicView:
                             await self._progress.wait()
         except TimeoutError:
             return False
+
+    async def _ends_after_now(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+        """The broker's end offsets, asked after this call. Callers share requests: at most one
+        is being asked at a time, and those who call meanwhile share the next one, asked once the
+        current one has answered (its answer may predate them). Under load, one ListOffsets
+        request serves many orders instead of one each."""
+        if self._next is None:
+            self._next = asyncio.create_task(self._ask_next(consumer), name=f"topic-view-ends-{self.topic}")
+            self._next.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved
+        return await asyncio.shield(self._next)
+
+    async def _ask_next(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+        if self._asking is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(self._asking)
+        # from here on, a new caller needs a later request: this one may already be on its way
+        self._asking, self._next = self._next, None
+        return dict(await consumer.end_offsets(list(consumer.assignment())))
 
     async def _run(self) -> None:
         name = self.settings.topic(self.topic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,14 +103,18 @@ async def release(pool: asyncpg.Pool, notification_id: int) -> None:
     )
 
 
-async def mark_sent(pool: asyncpg.Pool, notification_id: int, message: bytes | None = None) -> None:
-    """Sent: with the message's bytes as the SMTP server took them (in the same UPDATE, so what
-    the recipient saw is on record exactly when the row says `sent`)."""
+async def mark_sent(pool: asyncpg.Pool, sent: Sequence[tuple[int, bytes | None]]) -> None:
+    """These notifications are sent, each with its message's bytes as the SMTP server took them
+    (one statement for many: notifications.marks). The bytes are written by the same UPDATE that
+    marks the row `sent`, so what the recipient saw is on record exactly when the row says so;
+    each row gets the bytes paired with its own id (the join on unnest's rows)."""
     await pool.execute(
-        """UPDATE email_notifications SET status = 'sent', sent_at = now(), error = NULL, sent_message = $2
-           WHERE id = $1""",
-        notification_id,
-        message,
+        """UPDATE email_notifications AS n
+           SET status = 'sent', sent_at = now(), error = NULL, sent_message = m.message
+           FROM unnest($1::bigint[], $2::bytea[]) AS m(id, message)
+           WHERE n.id = m.id""",
+        [ident for ident, _ in sent],
+        [message for _, message in sent],
     )
 
 

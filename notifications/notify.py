@@ -29,6 +29,7 @@ import asyncpg
 from notifications import db, mailer, templates
 from notifications.db import Source
 from notifications.mailer import SmtpSettings
+from notifications.marks import SentMarks
 from servicekit.db import unreachable
 from servicekit.errors import NotFound
 
@@ -48,6 +49,14 @@ class Notifier:
     sent: int = 0
     failed: int = 0
     _templates: dict[tuple[str, int | None], tuple[float, templates.Template]] = field(default_factory=dict)
+    _marks: SentMarks | None = None
+
+    @property
+    def marks(self) -> SentMarks:
+        """The `sent` marks, shared by this notifier's concurrent senders (one statement per batch)."""
+        if self._marks is None:
+            self._marks = SentMarks(self.pool)
+        return self._marks
 
     async def template(self, code: str, organization_id: int | None) -> templates.Template:
         """The most specific template for this organization (cached for template_cache_seconds)."""
@@ -144,7 +153,7 @@ class Notifier:
         delay = 0.2
         while True:
             try:
-                await db.mark_sent(self.pool, notification_id, message)
+                await self.marks.mark(notification_id, message)
                 return
             except Exception as exc:
                 if not unreachable(exc):

@@ -176,17 +176,24 @@ def mails(env: Mapping[str, str], to: str | None = None, containing: str | None 
     return out
 
 
-def copies(env: Mapping[str, str], containing: str) -> dict[str, int]:
-    """Copies the SMTP sink received per Message-ID, for the Message-IDs containing `containing`
-    (e.g. the test's MESSAGE_ID_DOMAIN): every arrival counts, a repeat included."""
+def arrivals(env: Mapping[str, str], containing: str) -> dict[str, list[int]]:
+    """When the SMTP sink received each copy (ns since the epoch), per Message-ID, for the
+    Message-IDs containing `containing` (e.g. the test's MESSAGE_ID_DOMAIN): every arrival, a
+    repeat included, oldest first."""
     log = Path(env["SMTP_SINK_DIR"]) / "received.log"
-    counts: dict[str, int] = {}
+    times: dict[str, list[int]] = {}
     if log.exists():
         for line in log.read_text(errors="replace").splitlines():
             parts = line.split(" ")
-            if len(parts) >= 2 and containing in parts[1]:
-                counts[parts[1]] = counts.get(parts[1], 0) + 1
-    return counts
+            if len(parts) >= 2 and containing in parts[1] and parts[0].isdecimal():
+                times.setdefault(parts[1], []).append(int(parts[0]))
+    return times
+
+
+def copies(env: Mapping[str, str], containing: str) -> dict[str, int]:
+    """Copies the SMTP sink received per Message-ID, for the Message-IDs containing `containing`
+    (e.g. the test's MESSAGE_ID_DOMAIN): every arrival counts, a repeat included."""
+    return {mid: len(times) for mid, times in arrivals(env, containing).items()}
 
 
 def duplicates(env: Mapping[str, str], containing: str) -> dict[str, int]:
