@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
 from kafka_integration import KafkaSettings, TopicSpec, TopicView, ensure_topics
 from tests.support import wait_until
@@ -163,3 +164,32 @@ async def test_the_next_request_cancelled_while_it_waits_for_the_current_one_is_
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_broker_error_reaches_every_caller_sharing_the_request_and_the_next_calls_ask_again(
+    kafka: KafkaSettings,
+) -> None:
+    await ensure_topics(kafka, [TopicSpec("customers")])
+    view = TopicView(kafka, "customers")
+    await view.start()
+    try:
+        assert await view.caught_up(30)
+        consumer: Any = view._consumer
+        ask = consumer.end_offsets
+        outcomes: list[str] = []
+
+        async def once_refused(partitions: Any) -> Any:  # the connection drops under the first
+            if not outcomes:
+                outcomes.append("refused")
+                raise KafkaConnectionError("connection reset by the broker")
+            outcomes.append("answered")
+            return await ask(partitions)
+
+        consumer.end_offsets = once_refused
+        sharing = [asyncio.create_task(view._ends_after_now()) for _ in range(5)]
+        results = await asyncio.gather(*sharing, return_exceptions=True)
+        assert all(isinstance(r, KafkaConnectionError) for r in results)
+        assert all(await asyncio.gather(*(view.caught_up(30) for _ in range(5))))
+        assert outcomes == ["refused", "answered"]
+    finally:
+        await view.stop()
