@@ -87,7 +87,7 @@ class TopicView:
                     try:
                         if consumer is not None and self._whole and consumer.assignment():
                             if ends is None:
-                                ends = await self._ends_after_now(consumer)
+                                ends = await self._ends_after_now()
                             if all([await consumer.position(tp) >= end for tp, end in ends.items()]):
                                 return True
                     except Exception:  # the broker went away or the view restarted: ask again
@@ -99,22 +99,37 @@ class TopicView:
         except TimeoutError:
             return False
 
-    async def _ends_after_now(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+    async def _ends_after_now(self) -> dict[TopicPartition, int]:
         """The broker's end offsets, asked after this call. Callers share requests: at most one
         is being asked at a time, and those who call meanwhile share the next one, asked once the
         current one has answered (its answer may predate them). Under load, one ListOffsets
         request serves many orders instead of one each."""
-        if self._next is None:
-            self._next = asyncio.create_task(self._ask_next(consumer), name=f"topic-view-ends-{self.topic}")
+        if self._next is None or self._next.done():  # done: cancelled before it was sent
+            self._next = asyncio.create_task(self._ask_next(), name=f"topic-view-ends-{self.topic}")
             self._next.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved
-        return await asyncio.shield(self._next)
+        shared = self._next
+        try:
+            return await asyncio.shield(shared)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if shared.cancelled() and task is not None and not task.cancelling():
+                # the request was cancelled, not this caller: a failure it asks again after
+                raise NotStarted(
+                    f"the end-offsets request of the view of {self.topic!r} was cancelled"
+                ) from None
+            raise
 
-    async def _ask_next(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
-        if self._asking is not None:
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(self._asking)
+    async def _ask_next(self) -> dict[TopicPartition, int]:
+        if self._asking is not None:  # its outcome is its callers'; a cancellation of ours ends us
+            await asyncio.wait([self._asking])
         # from here on, a new caller needs a later request: this one may already be on its way
         self._asking, self._next = self._next, None
+        # the consumer reading now: the one of the caller that asked for this request may have
+        # been stopped since (the view restarted or stopped), and asked, a stopped consumer
+        # reconnects, a connection nobody closes
+        consumer = self._consumer
+        if consumer is None or not self._whole or not consumer.assignment():
+            raise NotStarted(f"the view of {self.topic!r} is not reading now")
         return dict(await consumer.end_offsets(list(consumer.assignment())))
 
     async def _run(self) -> None:

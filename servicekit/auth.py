@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,12 @@ PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/metrics"})
 EXPIRY_MARGIN_SECONDS = 60  # a token is forgotten this long after its exp (beyond any leeway)
 PRUNE_INTERVAL_SECONDS = 60.0
 NOT_READY_RETRY_AFTER = 2
+# A token in the one spelling the security service writes (three unpadded base64url segments) and
+# of a bounded length: the only kind VerifiedTokens keeps. Decoders accept other spellings of the
+# same token ('=' padding; PyJWT before 2.14 also skipped characters outside the alphabet), so a
+# client holding one valid token could otherwise fill the cache with copies of it.
+_CACHEABLE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+MAX_CACHED_TOKEN_CHARS = 2048
 
 
 class AuthConfigError(RuntimeError):
@@ -193,7 +200,9 @@ class VerifiedTokens:
     is not verified again (an Ed25519 signature check and the claims' decoding were a tenth of
     the orders service's CPU per order). Only verified tokens are kept, by their exact text, at
     most `size` (the oldest goes first); expiry is checked again at each use, and revocations
-    are the caller's to check every time, as before."""
+    are the caller's to check every time, as before. A token in another spelling than the
+    issuer's, or longer than MAX_CACHED_TOKEN_CHARS, is verified every time and never kept: a
+    client cannot fill the cache with spellings of one token, and its memory is bounded."""
 
     def __init__(self, settings: AuthSettings, size: int = 4096) -> None:
         self.settings = settings
@@ -209,6 +218,8 @@ class VerifiedTokens:
             del self._known[token]
             raise Unauthorized("the token has expired")
         who = verify(self.settings, token)
+        if len(token) > MAX_CACHED_TOKEN_CHARS or _CACHEABLE.fullmatch(token) is None:
+            return who
         if len(self._known) >= self.size:
             del self._known[next(iter(self._known))]
         self._known[token] = who

@@ -64,3 +64,47 @@ def test_the_cache_keeps_at_most_its_size(settings: AuthSettings, tokens: Tokens
     for n in range(5):
         cache.principal(tokens.make(user_id=n))
     assert len(cache._known) == 2
+
+
+def test_one_token_takes_at_most_one_entry_whatever_its_spelling(
+    settings: AuthSettings, tokens: Tokens
+) -> None:
+    """The decoder accepts other spellings of a token (here its signature with '=' padding; PyJWT
+    before 2.14 also skipped characters outside the alphabet): kept by their text, one valid
+    token could fill the cache with copies of itself and push every other client's token out."""
+    cache = VerifiedTokens(settings, size=4)
+    kept = [tokens.make(user_id=n) for n in range(3)]
+    for token in kept:
+        cache.principal(token)
+    mine = tokens.make(user_id=7, orgs={3: "member"})
+    padded = mine + "=="  # the signature's 64 bytes take 86 characters: '==' pads them to 88
+    assert auth.verify(settings, padded).user_id == 7  # the uncached path accepts it: so must we
+    for spelling in (mine, padded, padded, padded):
+        assert cache.principal(spelling).orgs == {3: "member"}
+    assert list(cache._known) == [*kept, mine]
+
+
+def test_a_token_too_long_to_keep_is_verified_every_time_and_never_kept(
+    settings: AuthSettings, tokens: Tokens
+) -> None:
+    cache = VerifiedTokens(settings, size=4)
+    token = tokens.make(user_id=9, orgs={n: "viewer" for n in range(1, 400)})
+    assert len(token) > auth.MAX_CACHED_TOKEN_CHARS
+    assert cache.principal(token).orgs[399] == "viewer"
+    assert cache.principal(token).user_id == 9
+    assert cache._known == {}
+
+
+def test_a_cached_token_is_refused_at_the_same_instant_as_the_verifier_refuses_it(
+    settings: AuthSettings, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyJWT refuses once exp <= now - leeway: the cache answers the same on either side of it."""
+    cache = VerifiedTokens(settings)
+    token = tokens.make(ttl=60)
+    who = cache.principal(token)
+    limit = who.expires_at.timestamp() + settings.leeway_seconds
+    monkeypatch.setattr(auth.time, "time", lambda: limit - 0.001)
+    assert cache.principal(token) is who
+    monkeypatch.setattr(auth.time, "time", lambda: limit)
+    with pytest.raises(Unauthorized, match="expired"):
+        cache.principal(token)
