@@ -320,6 +320,19 @@ async def wait_until(check: Any, timeout: float = PATIENCE, interval: float = 0.
         await asyncio.sleep(interval)
 
 
+async def wait_for_status(
+    client: Any, path: str, status: int, headers: Mapping[str, str] | None = None
+) -> None:
+    """Repeat `GET path` (with `headers`) until it answers `status`: a credential accepted or
+    refused once the service has read the event that grants or revokes it."""
+
+    async def answered() -> bool:
+        return int((await client.get(path, headers=headers)).status) == status
+
+    answered.__name__ = f"GET {path} answering {status}"
+    await wait_until(answered)
+
+
 TEST_PREFIX = re.compile(r"^t_[0-9a-f]{10}\.")  # unique("t_") + "." (tests/conftest.py's test_env)
 
 

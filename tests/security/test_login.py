@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from kafka_integration import KafkaSettings
-from tests.support import Tokens, read_topic, wait_until
+from tests.support import Tokens, read_topic, wait_for_status
 
 
 @pytest.fixture
@@ -106,10 +106,7 @@ async def test_logout_revokes_the_token_through_the_revocations_topic(
     assert len(mine) == 1
     assert mine[0].value == {"kind": "token", "jti": claims["jti"], "exp": claims["exp"], "action": "created"}
 
-    async def refused() -> bool:
-        return (await c.get(f"/users/{eve['id']}", headers=token)).status == 401
-
-    await wait_until(refused)
+    await wait_for_status(c, f"/users/{eve['id']}", 401, token)
     assert (await c.post("/logout", headers=token)).status == 401
     # a new login gives a new, working token
     assert (await c.get(f"/users/{eve['id']}", headers=await login("eve@example.com"))).status == 200
