@@ -49,7 +49,7 @@ def _physical(request: web.Request, decl: Declaration) -> str:
     return request.app[CONFIG].kafka.topic(decl.topic)
 
 
-@routes.get("/info", "ksqlDB's server info (admin)", answer=Info, tag="ksqldb")
+@routes.get("/info", "ksqlDB's server info (admin)", answer=Info)
 async def info(request: web.Request) -> web.Response:
     principal(request).require_admin()
     config = request.app[CONFIG]
