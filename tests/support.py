@@ -320,6 +320,12 @@ async def wait_until(check: Any, timeout: float = PATIENCE, interval: float = 0.
         await asyncio.sleep(interval)
 
 
+def base_url(client: Any) -> str:
+    """Where a served test client or server answers, with no trailing slash (as services' URLs
+    are given in their variables)."""
+    return str(client.make_url("")).rstrip("/")
+
+
 async def wait_for_status(
     client: Any, path: str, status: int, headers: Mapping[str, str] | None = None
 ) -> None:

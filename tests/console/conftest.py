@@ -4,7 +4,7 @@ the worker running in this process."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from notifications.config import WorkerConfig
 from notifications.worker import running_worker
 from security.app import create_app as security_app
 from security.config import Config as SecurityConfig
-from tests.support import unique
+from tests.support import base_url, unique
 
 
 @pytest.fixture
@@ -51,6 +51,8 @@ async def worker(test_env: dict[str, str]) -> AsyncIterator[Any]:
 
 
 ADMIN = ("root@example.com", "root-password-0")
+NO_WORKER = "http://127.0.0.1:9"  # nothing listens there
+ServeConsole = Callable[..., Awaitable[TestClient[Any, Any]]]
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
 
@@ -62,16 +64,28 @@ async def security(test_env: dict[str, str], serve: Callable[..., Any]) -> TestC
 
 
 @pytest.fixture
-async def console(
+def serve_console(
     test_env: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any]
-) -> TestClient[Any, Any]:
-    env = {
-        **test_env,
-        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
-        "WORKER_URLS": "http://127.0.0.1:9",  # no worker: the flow says it cannot read it
-    }
-    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(env)))
-    return client
+) -> ServeConsole:
+    """Start a console that signs people in through `security`; keyword arguments override its variables
+    (WORKER_URLS: no worker by default, the flow says it cannot read it)."""
+
+    async def start(**env: str) -> TestClient[Any, Any]:
+        variables = {
+            **test_env,
+            "SECURITY_URL": base_url(security),
+            "WORKER_URLS": NO_WORKER,
+            **env,
+        }
+        client: TestClient[Any, Any] = await serve(create_app(Config.from_env(variables)))
+        return client
+
+    return start
+
+
+@pytest.fixture
+async def console(serve_console: ServeConsole) -> TestClient[Any, Any]:
+    return await serve_console()
 
 
 async def csrf_of(client: TestClient[Any, Any], path: str) -> str:
