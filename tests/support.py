@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from kafka_integration import KafkaSettings, TopicMetadata
+from kafka_integration.reading import records_to_end
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,23 +107,7 @@ async def _read_to_end(
 ) -> list[Message]:
     async with TopicMetadata(settings) as metadata:  # the topic may be new
         tps = await metadata.partitions(name)
-    if not tps:
-        return []
-    end = await consumer.end_offsets(tps)
-    begin = await consumer.beginning_offsets(tps)
-    remaining = {tp for tp in tps if end[tp] > begin[tp]}
-    if not remaining:
-        return []
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    out: list[Message] = []
-    while remaining:
-        batch = await consumer.getmany(*remaining, timeout_ms=500)
-        for tp, records in batch.items():
-            out.extend(_message(topic, r) for r in records if r.offset < end[tp])
-        for tp in list(remaining):
-            if await consumer.position(tp) >= end[tp]:
-                remaining.discard(tp)
+    out = [_message(topic, r) async for r in records_to_end(consumer, tps)]
     out.sort(key=lambda m: (m.partition, m.offset))
     return out
 
