@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -46,6 +46,27 @@ def issue_key(security_client: TestClient[Any, Any]) -> Callable[..., Any]:
         return issued
 
     return issue
+
+
+@pytest.fixture
+def accepted_key(
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+    notifications_client: TestClient[Any, Any],
+) -> Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]]:
+    """A new user (an administrator unless told) and a key issued to them, once the notifications
+    API accepts it (it reads keys from the api_keys topic): (user, key)."""
+
+    async def make(
+        email: str = "ops@example.com", is_admin: bool = True
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        user = await make_user(email, is_admin=is_admin)
+        key = await issue_key(user["id"], admin)
+        await wait_for_status(notifications_client, "/tables", 200, basic(key))
+        return user, key
+
+    return make
 
 
 def basic(key: dict[str, Any], secret: str | None = None) -> dict[str, str]:
@@ -147,14 +168,9 @@ async def test_a_bad_description_is_refused_naming_the_field(
 
 async def test_wrong_secrets_and_malformed_basic_headers_are_refused_with_401(
     notifications_client: TestClient[Any, Any],
-    make_user: Callable[..., Any],
-    issue_key: Callable[..., Any],
-    admin: dict[str, str],
+    accepted_key: Callable[..., Any],
 ) -> None:
-    ops = await make_user("ops@example.com", is_admin=True)
-    key = await issue_key(ops["id"], admin)
-
-    await wait_for_status(notifications_client, "/tables", 200, basic(key))
+    _, key = await accepted_key()
     raw = f"{key['key']}:{key['secret']}"
     cases = {
         "wrong secret": basic(key, key["secret"][:-1] + ("A" if key["secret"][-1] != "A" else "B")),
@@ -185,14 +201,10 @@ async def test_wrong_secrets_and_malformed_basic_headers_are_refused_with_401(
 async def test_a_non_administrators_key_acts_with_that_users_grants(
     security_client: TestClient[Any, Any],
     notifications_client: TestClient[Any, Any],
-    make_user: Callable[..., Any],
-    issue_key: Callable[..., Any],
     admin: dict[str, str],
+    accepted_key: Callable[..., Any],
 ) -> None:
-    ann = await make_user("ann@example.com")
-    key = await issue_key(ann["id"], admin)
-
-    await wait_for_status(notifications_client, "/tables", 200, basic(key))
+    ann, key = await accepted_key("ann@example.com", is_admin=False)
     mail = {"code": "customer_created", "to": "x@example.com", "options": {}}
     refused = await notifications_client.post("/mails", json=mail, headers=basic(key))
     assert refused.status == 403  # a mail for no organization needs an administrator
@@ -218,14 +230,10 @@ async def test_a_non_administrators_key_acts_with_that_users_grants(
 async def test_deleting_the_user_revokes_their_keys(
     security_client: TestClient[Any, Any],
     notifications_client: TestClient[Any, Any],
-    make_user: Callable[..., Any],
-    issue_key: Callable[..., Any],
     admin: dict[str, str],
+    accepted_key: Callable[..., Any],
 ) -> None:
-    ops = await make_user("ops@example.com", is_admin=True)
-    key = await issue_key(ops["id"], admin)
-
-    await wait_for_status(notifications_client, "/tables", 200, basic(key))
+    ops, key = await accepted_key()
     assert (await security_client.delete(f"/users/{ops['id']}", headers=admin)).status == 204
 
     # how soon is a figure, not a bound: bench.key_revocation
@@ -235,21 +243,17 @@ async def test_deleting_the_user_revokes_their_keys(
 async def test_a_key_revoked_while_its_user_changes_is_never_published_again(
     security_client: TestClient[Any, Any],
     notifications_client: TestClient[Any, Any],
-    make_user: Callable[..., Any],
-    issue_key: Callable[..., Any],
     admin: dict[str, str],
     test_env: dict[str, str],
     kafka: KafkaSettings,
+    accepted_key: Callable[..., Any],
 ) -> None:
     """A user change republishes the user's keys; a revocation that commits between that
     change's read of the keys and its commit must not be overtaken by the republished key (the
     tombstone would come first and the key would be accepted again, for ever: it is no longer
     in the database, so it cannot even be revoked again). Both writes are held at the outbox
     (a lock on it) until both are under way, the revocation first."""
-    ops = await make_user("ops@example.com", is_admin=True)
-    key = await issue_key(ops["id"], admin)
-
-    await wait_for_status(notifications_client, "/tables", 200, basic(key))
+    ops, key = await accepted_key()
     schema = test_env["DATABASE_SCHEMA"]
     blocker = await asyncpg.connect(test_env["DATABASE_URL"])
     watcher = await asyncpg.connect(test_env["DATABASE_URL"])
