@@ -193,22 +193,12 @@ async def wait_for_mails(
 
 def write_signing_keys(folder: Path) -> dict[str, str]:
     """A fresh Ed25519 key pair as PEM files; the variables that name them."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from security.tokens import new_private_pem, public_pem
 
-    key = Ed25519PrivateKey.generate()
     folder.mkdir(parents=True, exist_ok=True)
     private, public = folder / "private.pem", folder / "public.pem"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    private.write_text(pem := new_private_pem())
+    public.write_text(public_pem(pem))
     return {"JWT_PRIVATE_KEY_FILE": str(private), "JWT_PUBLIC_KEY_FILE": str(public)}
 
 
