@@ -3,8 +3,9 @@ the worker running in this process."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from aiohttp.test_utils import TestClient
 from console.app import create_app
 from console.config import Config, OperationsSettings
 from console.db import console_pool
+from customers import events
+from kafka_integration import KafkaSettings, TopicMetadata, ensure_topics, new_producer
 from notifications.config import WorkerConfig
 from notifications.worker import running_worker
 from security.app import create_app as security_app
@@ -101,3 +104,24 @@ async def sign_in(client: TestClient[Any, Any], email: str, password: str) -> An
     return await client.post(
         "/login", data={"csrf": token, "email": email, "password": password}, allow_redirects=False
     )
+
+
+async def produce_organizations(kafka: KafkaSettings, records: Iterable[tuple[str, int, Any]]) -> None:
+    """(key, partition, value) records on `organizations`, each on the partition given, the
+    value as JSON (the project's topics made first)."""
+    await ensure_topics(kafka, events.TOPICS)
+    async with TopicMetadata(kafka) as metadata:
+        await metadata.wait_partitions(kafka.topic("organizations"))
+    producer = new_producer(kafka)
+    await producer.start()
+    try:
+        for key, partition, value in records:
+            await producer.send(
+                kafka.topic("organizations"),
+                json.dumps(value).encode(),
+                key=key.encode(),
+                partition=partition,
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
