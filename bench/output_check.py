@@ -23,6 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kafka_integration import KafkaSettings, TopicMetadata
+from kafka_integration.reading import records_to_end
 
 BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}  # the config of every output topic
 
@@ -79,18 +80,8 @@ async def _read(kafka: KafkaSettings, topic: str, handle: Callable[[Any], None])
     await consumer.start()
     try:
         tps = await _partitions(kafka, topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        left = {tp for tp in tps if end[tp] > 0}
-        while left:
-            batches = await consumer.getmany(*left, timeout_ms=1000, max_records=10000)
-            for records in batches.values():
-                for record in records:
-                    handle(record)
-            for tp in list(left):
-                if await consumer.position(tp) >= end[tp]:
-                    left.discard(tp)
+        async for record in records_to_end(consumer, tps, max_records=10000, timeout_ms=1000):
+            handle(record)
     finally:
         await consumer.stop()
 

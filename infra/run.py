@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from security.tokens import new_private_pem, public_pem
 
 T = TypeVar("T")
 
@@ -195,18 +195,8 @@ def signing_keys() -> dict[str, str]:
     private, public = folder / "private.pem", folder / "public.pem"
     if not private.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        key = Ed25519PrivateKey.generate()
-        write_secret(
-            private,
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
-        )
-        public.write_bytes(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
+        write_secret(private, pem := new_private_pem())
+        public.write_text(public_pem(pem))
     return {"JWT_PRIVATE_KEY_FILE": str(private), "JWT_PUBLIC_KEY_FILE": str(public)}
 
 

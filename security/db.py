@@ -109,10 +109,21 @@ async def bootstrap_admin(pool: asyncpg.Pool, email: str, password_hash: str) ->
     return row
 
 
+def _no_user(user_id: int) -> NotFound:
+    return NotFound(f"no user with id {user_id}")
+
+
+async def _require_user(conn: asyncpg.Connection, user_id: int, *, lock: bool = False) -> None:
+    """NotFound unless the user exists; with `lock`, their row is held to the transaction's end."""
+    sql = "SELECT id FROM users WHERE id = $1" + (" FOR UPDATE" if lock else "")
+    if await conn.fetchval(sql, user_id) is None:
+        raise _no_user(user_id)
+
+
 async def get_user(pool: asyncpg.Pool, user_id: int) -> Row:
     row = await pool.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
     if row is None:
-        raise NotFound(f"no user with id {user_id}")
+        raise _no_user(user_id)
     return dict(row)
 
 
@@ -131,7 +142,7 @@ async def update_user(pool: asyncpg.Pool, user_id: int, changes: Row) -> Row:
         conn = uow.conn
         before = await conn.fetchrow("SELECT email, admin FROM users WHERE id = $1 FOR UPDATE", user_id)
         if before is None:
-            raise NotFound(f"no user with id {user_id}")
+            raise _no_user(user_id)
         if before["admin"] and changes.get("admin") is False:
             await _keep_an_admin(conn, user_id)
         try:
@@ -170,7 +181,7 @@ async def delete_user(pool: asyncpg.Pool, user_id: int) -> Row:
         conn = uow.conn
         before = await conn.fetchrow("SELECT admin FROM users WHERE id = $1 FOR UPDATE", user_id)
         if before is None:
-            raise NotFound(f"no user with id {user_id}")
+            raise _no_user(user_id)
         if before["admin"]:
             await _keep_an_admin(conn, user_id)
         for grant in await conn.fetch("DELETE FROM grants WHERE user_id = $1 RETURNING *", user_id):
@@ -186,8 +197,9 @@ async def delete_user(pool: asyncpg.Pool, user_id: int) -> Row:
 
 
 async def _lock_user(conn: asyncpg.Connection, user_id: int) -> None:
-    if await conn.fetchval("SELECT id FROM users WHERE id = $1 FOR UPDATE", user_id) is None:
-        raise NotFound(f"no user with id {user_id}")
+    """The user's row locked to the transaction's end (every write that publishes the user's
+    keys takes it); NotFound if there is no such user."""
+    await _require_user(conn, user_id, lock=True)
 
 
 async def put_grant(pool: asyncpg.Pool, user_id: int, organization_id: int, role: str) -> tuple[Row, bool]:
@@ -222,8 +234,7 @@ async def put_grant(pool: asyncpg.Pool, user_id: int, organization_id: int, role
 
 async def list_grants(pool: asyncpg.Pool, user_id: int) -> list[Row]:
     async with pool.acquire() as conn:
-        if await conn.fetchval("SELECT id FROM users WHERE id = $1", user_id) is None:
-            raise NotFound(f"no user with id {user_id}")
+        await _require_user(conn, user_id)
         rows = await conn.fetch("SELECT * FROM grants WHERE user_id = $1 ORDER BY organization_id", user_id)
     return [dict(r) for r in rows]
 
@@ -415,8 +426,7 @@ async def create_api_key(
 
 async def list_api_keys(pool: asyncpg.Pool, user_id: int, after: int, limit: int) -> list[Row]:
     async with pool.acquire() as conn:
-        if await conn.fetchval("SELECT id FROM users WHERE id = $1", user_id) is None:
-            raise NotFound(f"no user with id {user_id}")
+        await _require_user(conn, user_id)
         rows = await conn.fetch(
             f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
             user_id,

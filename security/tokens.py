@@ -29,6 +29,17 @@ def load_private_key(pem: str) -> Ed25519PrivateKey:
     return key
 
 
+def new_private_pem() -> str:
+    """A new Ed25519 signing key, PEM (PKCS8, unencrypted): what JWT_PRIVATE_KEY_FILE holds."""
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
+
+
 def public_pem(private_pem: str) -> str:
     """The SubjectPublicKeyInfo PEM of a PKCS8 Ed25519 private key."""
     return (

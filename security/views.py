@@ -31,7 +31,7 @@ from security.models import (
 )
 from servicekit.apikeys import hash_secret, new_key
 from servicekit.app import DB_POOL
-from servicekit.auth import Principal, principal
+from servicekit.auth import principal
 from servicekit.errors import Forbidden, TooManyRequests, Unauthorized
 from servicekit.http import json_response, path_id
 from servicekit.pages import PageQuery, page_response
@@ -41,9 +41,14 @@ log = logging.getLogger(__name__)
 routes = Routes()
 
 
-def _self_or_admin(who: Principal, user_id: int) -> None:
+def _own_user_id(request: web.Request) -> int:
+    """The user of the path (`/users/{id}...`), once the caller may act for them: an
+    administrator, or that user themselves (404 for a malformed id, 403 for another's)."""
+    user_id = path_id(request)
+    who = principal(request)
     if not who.admin and who.user_id != user_id:
         raise Forbidden("this needs an administrator, or the user themselves")
+    return user_id
 
 
 # tokens
@@ -125,19 +130,16 @@ async def list_users(request: web.Request, query: PageQuery) -> web.Response:
 
 @routes.get("/users/{id}", "one user (admin or themselves)", answer=User)
 async def get_user(request: web.Request) -> web.Response:
-    user_id = path_id(request)
-    _self_or_admin(principal(request), user_id)
+    user_id = _own_user_id(request)
     return json_response(await db.get_user(request.app[DB_POOL], user_id))
 
 
 @routes.put("/users/{id}", "change a user (admin or themselves)", body=UserUpdateBody, answer=User)
 @routes.patch("/users/{id}", "change a user (admin or themselves)", body=UserUpdateBody, answer=User)
 async def update_user(request: web.Request, body: UserUpdateBody) -> web.Response:
-    user_id = path_id(request)
-    who = principal(request)
-    _self_or_admin(who, user_id)
+    user_id = _own_user_id(request)
     fields = body.user
-    if not who.admin and "admin" in fields.model_fields_set:
+    if not principal(request).admin and "admin" in fields.model_fields_set:
         raise Forbidden("only an administrator may change who is an administrator")
     changes: dict[str, Any] = {"email": fields.email, "admin": fields.admin}
     if fields.password is not None:
@@ -200,8 +202,7 @@ async def delete_grant(request: web.Request) -> web.Response:
     example={"api_key": {"description": "reporting"}},
 )
 async def create_api_key(request: web.Request, body: ApiKeyBody) -> web.Response:
-    user_id = path_id(request)
-    _self_or_admin(principal(request), user_id)
+    user_id = _own_user_id(request)
     key, secret = new_key()
     row = await db.create_api_key(
         request.app[DB_POOL], user_id, key, hash_secret(secret), body.api_key.description
@@ -219,8 +220,7 @@ async def create_api_key(request: web.Request, body: ApiKeyBody) -> web.Response
     tag="api_keys",
 )
 async def list_api_keys(request: web.Request, query: PageQuery) -> web.Response:
-    user_id = path_id(request)
-    _self_or_admin(principal(request), user_id)
+    user_id = _own_user_id(request)
     rows = await db.list_api_keys(request.app[DB_POOL], user_id, query.after, query.limit)
     return page_response(request, rows, query.limit)
 
@@ -232,8 +232,7 @@ async def list_api_keys(request: web.Request, query: PageQuery) -> web.Response:
     tag="api_keys",
 )
 async def revoke_api_key(request: web.Request) -> web.Response:
-    user_id = path_id(request)
-    _self_or_admin(principal(request), user_id)
+    user_id = _own_user_id(request)
     row = await db.revoke_api_key(request.app[DB_POOL], user_id, path_id(request, "key_id"))
     log.info("API key %s of user %s revoked", row["key"], user_id)
     return web.Response(status=204)

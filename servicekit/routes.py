@@ -74,8 +74,9 @@ class Route:
 class Routes:
     """A service's route declarations; `add_to(app)` registers them."""
 
-    def __init__(self) -> None:
+    def __init__(self, tag: str = "") -> None:
         self.routes: list[Route] = []
+        self.tag = tag  # the OpenAPI tag of routes that name none (else their path's first part)
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self.routes)
@@ -89,7 +90,7 @@ class Routes:
     def route(self, method: str, path: str, summary: str, **declared: Any) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             target = getattr(handler, "__wrapped_handler__", handler)
-            tag = declared.pop("tag", "") or path.strip("/").split("/")[0]
+            tag = declared.pop("tag", "") or self.tag or path.strip("/").split("/")[0]
             operation_id = declared.pop("operation_id", "") or _operation_id(method, path)
             description = declared.pop("description", "") or (target.__doc__ or "").strip()
             self.routes.append(

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from kafka_integration import KafkaSettings, TopicMetadata
+from kafka_integration.reading import records_to_end
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,23 +107,7 @@ async def _read_to_end(
 ) -> list[Message]:
     async with TopicMetadata(settings) as metadata:  # the topic may be new
         tps = await metadata.partitions(name)
-    if not tps:
-        return []
-    end = await consumer.end_offsets(tps)
-    begin = await consumer.beginning_offsets(tps)
-    remaining = {tp for tp in tps if end[tp] > begin[tp]}
-    if not remaining:
-        return []
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    out: list[Message] = []
-    while remaining:
-        batch = await consumer.getmany(*remaining, timeout_ms=500)
-        for tp, records in batch.items():
-            out.extend(_message(topic, r) for r in records if r.offset < end[tp])
-        for tp in list(remaining):
-            if await consumer.position(tp) >= end[tp]:
-                remaining.discard(tp)
+    out = [_message(topic, r) async for r in records_to_end(consumer, tps)]
     out.sort(key=lambda m: (m.partition, m.offset))
     return out
 
@@ -215,22 +200,12 @@ async def wait_for_mails(
 
 def write_signing_keys(folder: Path) -> dict[str, str]:
     """A fresh Ed25519 key pair as PEM files; the variables that name them."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from security.tokens import new_private_pem, public_pem
 
-    key = Ed25519PrivateKey.generate()
     folder.mkdir(parents=True, exist_ok=True)
     private, public = folder / "private.pem", folder / "public.pem"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    private.write_text(pem := new_private_pem())
+    public.write_text(public_pem(pem))
     return {"JWT_PRIVATE_KEY_FILE": str(private), "JWT_PUBLIC_KEY_FILE": str(public)}
 
 
@@ -325,6 +300,25 @@ async def wait_until(check: Any, timeout: float = PATIENCE, interval: float = 0.
         if loop.time() > deadline:
             raise AssertionError(f"{getattr(check, '__name__', check)} still false after {timeout}s")
         await asyncio.sleep(interval)
+
+
+def base_url(client: Any) -> str:
+    """Where a served test client or server answers, with no trailing slash (as services' URLs
+    are given in their variables)."""
+    return str(client.make_url("")).rstrip("/")
+
+
+async def wait_for_status(
+    client: Any, path: str, status: int, headers: Mapping[str, str] | None = None
+) -> None:
+    """Repeat `GET path` (with `headers`) until it answers `status`: a credential accepted or
+    refused once the service has read the event that grants or revokes it."""
+
+    async def answered() -> bool:
+        return int((await client.get(path, headers=headers)).status) == status
+
+    answered.__name__ = f"GET {path} answering {status}"
+    await wait_until(answered)
 
 
 TEST_PREFIX = re.compile(r"^t_[0-9a-f]{10}\.")  # unique("t_") + "." (tests/conftest.py's test_env)

@@ -42,14 +42,14 @@ PATHS = frozenset({"/info", "/ksql", "/query", "/query-stream"})
 CONFIG = web.AppKey("notifications.ksqldb.config", Config)
 PUSH_QUERIES = web.AppKey("notifications.ksqldb.push_queries", list)
 
-routes = Routes()
+routes = Routes(tag="ksqldb")
 
 
 def _physical(request: web.Request, decl: Declaration) -> str:
     return request.app[CONFIG].kafka.topic(decl.topic)
 
 
-@routes.get("/info", "ksqlDB's server info (admin)", answer=Info, tag="ksqldb")
+@routes.get("/info", "ksqlDB's server info (admin)", answer=Info)
 async def info(request: web.Request) -> web.Response:
     principal(request).require_admin()
     config = request.app[CONFIG]
@@ -67,7 +67,6 @@ async def info(request: web.Request) -> web.Response:
     "SHOW STREAMS, SHOW TABLES, LIST TOPICS, DESCRIBE name (admin)",
     body=KsqlBody,
     answer=Entities,
-    tag="ksqldb",
     example={"ksql": "SHOW STREAMS;", "streamsProperties": {}},
 )
 async def ksql(request: web.Request, body: KsqlBody) -> web.Response:
@@ -115,40 +114,16 @@ async def _partition_counts(kafka: KafkaSettings) -> dict[str, int]:
         raise Unavailable(f"Kafka cannot be reached now to list its topics: {exc}") from exc
 
 
-def _checked(request: web.Request, text: str) -> Query:
-    principal(request).require_admin()
-    q = query(text, streams.catalog())
-    if q.push and q.source.field in streams.EMAILED:
-        raise KsqlStatementError(
-            f"{q.source.name} writes no topic (the worker emails from it): a push query cannot read it",
-            q.text,
-        )
-    return q
-
-
 @routes.post(
     "/query",
     "run a pull or push query, ksqlDB's v1 answer (admin)",
     body=KsqlBody,
     answer=QueryRows,
-    tag="ksqldb",
     example={"ksql": "SELECT * FROM customers_table WHERE id = 10;", "streamsProperties": {}},
 )
 async def run_query(request: web.Request, body: KsqlBody) -> web.StreamResponse:
     """A push query's answer is streamed (chunked) until LIMIT or the client goes."""
-    q = _checked(request, body.ksql)
-    qid = query_id(q)
-    header = {"header": {"queryId": qid, "schema": entities.schema_string(q.columns)}}
-    writer = _Writer(
-        "application/json",
-        first=orjson.dumps(header),
-        row=lambda values: orjson.dumps({"row": {"columns": values}}),
-        separator=b",\n",
-        opening=b"[",
-        closing=b"]\n",
-        final=orjson.dumps({"finalMessage": "Limit Reached"}),
-    )
-    return await _answer(request, q, writer)
+    return await _answer(request, body.ksql, _v1_writer)
 
 
 @routes.post(
@@ -157,28 +132,13 @@ async def run_query(request: web.Request, body: KsqlBody) -> web.StreamResponse:
     body=QueryStreamBody,
     answer=StreamedRows,
     answer_media=(DELIMITED, "application/json"),
-    tag="ksqldb",
     operation_id="post_query_stream",
     example={"sql": "SELECT * FROM customers_table WHERE id = 10;", "properties": {}},
 )
 async def query_stream(request: web.Request, body: QueryStreamBody) -> web.StreamResponse:
     """`Accept: application/json` answers one JSON array; anything else the delimited lines."""
-    q = _checked(request, body.sql)
-    header = orjson.dumps(
-        {
-            "queryId": query_id(q),
-            "columnNames": [c.name for c in q.columns],
-            "columnTypes": [entities.sql_type(c) for c in q.columns],
-        }
-    )
-    if "application/json" in request.headers.get("Accept", ""):
-        writer = _Writer("application/json", header, orjson.dumps, b",\n", b"[", b"]\n", None)
-    else:
-        # one document per line, each line sent whole (a client reads the header before any row)
-        writer = _Writer(
-            DELIMITED, header + b"\n", lambda values: orjson.dumps(values) + b"\n", b"", b"", b"", None
-        )
-    return await _answer(request, q, writer)
+    as_array = "application/json" in request.headers.get("Accept", "")
+    return await _answer(request, body.sql, lambda q: _streamed_writer(q, as_array))
 
 
 class _Writer:
@@ -205,7 +165,50 @@ class _Writer:
         return (self.separator + self.final if self.final else b"") + self.closing
 
 
-async def _answer(request: web.Request, q: Query, writer: _Writer) -> web.StreamResponse:
+def _v1_writer(q: Query) -> _Writer:
+    """ksqlDB's v1 `/query` answer: one JSON array of a header, rows and a final message."""
+    header = {"header": {"queryId": query_id(q), "schema": entities.schema_string(q.columns)}}
+    return _Writer(
+        "application/json",
+        first=orjson.dumps(header),
+        row=lambda values: orjson.dumps({"row": {"columns": values}}),
+        separator=b",\n",
+        opening=b"[",
+        closing=b"]\n",
+        final=orjson.dumps({"finalMessage": "Limit Reached"}),
+    )
+
+
+def _streamed_writer(q: Query, as_array: bool) -> _Writer:
+    """`/query-stream`'s answer: a header then the rows' values, as one JSON array or by lines."""
+    header = orjson.dumps(
+        {
+            "queryId": query_id(q),
+            "columnNames": [c.name for c in q.columns],
+            "columnTypes": [entities.sql_type(c) for c in q.columns],
+        }
+    )
+    if as_array:
+        return _Writer("application/json", header, orjson.dumps, b",\n", b"[", b"]\n", None)
+    # one document per line, each line sent whole (a client reads the header before any row)
+    return _Writer(
+        DELIMITED, header + b"\n", lambda values: orjson.dumps(values) + b"\n", b"", b"", b"", None
+    )
+
+
+async def _answer(
+    request: web.Request, text: str, writer_of: Callable[[Query], _Writer]
+) -> web.StreamResponse:
+    """Both query endpoints: the statement read and checked, then answered in `writer_of`'s
+    format (a pull query's rows at once, a push query's as they come)."""
+    principal(request).require_admin()
+    q = query(text, streams.catalog())
+    if q.push and q.source.field in streams.EMAILED:
+        raise KsqlStatementError(
+            f"{q.source.name} writes no topic (the worker emails from it): a push query cannot read it",
+            q.text,
+        )
+    writer = writer_of(q)
     if not q.push:
         rows = pull(request.app[MATERIALIZER], q)
         return web.Response(body=writer.whole(rows), content_type=writer.content_type)

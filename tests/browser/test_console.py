@@ -7,8 +7,7 @@ and SMTP; the browser may reach nothing but 127.0.0.1. Each test saves a screens
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,58 +15,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from console.app import create_app as console_app
-from console.config import Config as ConsoleConfig
 from kafka_integration import Event, KafkaSettings, Producer
 from notifications.config import WorkerConfig
 from notifications.worker import running_worker, worker_app
-from security.app import create_app as security_app
-from security.config import Config as SecurityConfig
-from tests.support import ROOT, Tokens, mails, unique, wait_for_mails, wait_until
+from tests.console.conftest import ADMIN, ServeConsole
+from tests.support import ROOT, Tokens, base_url, mails, unique, wait_for_mails, wait_until
 
-ADMIN = ("root@example.com", "root-password-0")
 SCREENSHOTS = ROOT / ".run" / "screenshots"
-BROWSER = next((b for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
-DRIVER = shutil.which("chromedriver")
 ORDER = {"date": "2022-05-07T07:50:03-00:00", "deliver_date": "2022-05-07T07:53:03-00:00", "state": "pending"}
-
-
-@pytest.fixture
-def test_env(test_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    return {
-        **test_env,
-        "MATERIALIZER_STATE_DIR": str(tmp_path / "state"),
-        "CONSUMER_GROUP": unique("notifications-"),
-        "JOIN_WAIT_SECONDS": "1",
-        "ADMIN_EMAIL": ADMIN[0],
-        "ADMIN_PASSWORD": ADMIN[1],
-    }
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    assert BROWSER and DRIVER, "the console's browser tests need: apt-get install chromium chromium-driver"
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which(BROWSER) or BROWSER
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",  # root in a container has no user namespace for the sandbox
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 class Page:
@@ -147,22 +104,18 @@ class Page:
 async def system(
     test_env: dict[str, str],
     serve: Callable[..., Any],
+    security: TestClient[Any, Any],
+    serve_console: ServeConsole,
     customers_client: TestClient[Any, Any],
     orders_client: TestClient[Any, Any],
 ) -> AsyncIterator[dict[str, Any]]:
     """Security (with its first administrator), customers, orders, the worker (and its /metrics),
     and the console pointed at them."""
-    security: TestClient[Any, Any] = await serve(security_app(SecurityConfig.from_env(test_env)))
     async with running_worker(WorkerConfig.from_env(test_env)) as (materializer, notifier):
         metrics = await serve(worker_app(materializer, notifier))
-        env = {
-            **test_env,
-            "SECURITY_URL": str(security.make_url("")).rstrip("/"),
-            "WORKER_URLS": str(metrics.make_url("")).rstrip("/"),
-        }
-        console = await serve(console_app(ConsoleConfig.from_env(env)))
+        console = await serve_console(WORKER_URLS=base_url(metrics))
         yield {
-            "console": str(console.make_url("")).rstrip("/"),
+            "console": base_url(console),
             "security": security,
             "customers": customers_client,
             "orders": orders_client,

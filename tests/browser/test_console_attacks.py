@@ -5,7 +5,7 @@ must not be framed by another site."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -15,15 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from console.app import create_app as console_app
-from console.config import Config as ConsoleConfig
-from security.app import create_app as security_app
-from security.config import Config as SecurityConfig
 from servicekit.db import migrate
-from tests.browser.test_console import ADMIN, Page
-from tests.browser.test_console import browser as browser
-from tests.browser.test_console import test_env as test_env
-from tests.support import unique, wait_until
+from tests.browser.test_console import Page
+from tests.console.conftest import ADMIN
+from tests.support import base_url, unique, wait_until
 
 
 @pytest.fixture
@@ -39,24 +34,17 @@ async def beacon() -> AsyncIterator[tuple[str, list[str]]]:
     app.router.add_get("/{tail:.*}", any_path)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    yield str(server.make_url("")).rstrip("/"), hits
+    yield base_url(server), hits
     await server.close()
 
 
 async def test_a_notification_shown_to_an_administrator_calls_out_to_no_one(
     test_env: dict[str, str],
-    serve: Callable[..., Any],
+    console: TestClient[Any, Any],
     browser: webdriver.Chrome,
     beacon: tuple[str, list[str]],
 ) -> None:
     url, hits = beacon
-    security: TestClient[Any, Any] = await serve(security_app(SecurityConfig.from_env(test_env)))
-    env = {
-        **test_env,
-        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
-        "WORKER_URLS": "http://127.0.0.1:9",
-    }
-    console = await serve(console_app(ConsoleConfig.from_env(env)))
     schema = test_env["DATABASE_SCHEMA"]
     await _migrate(test_env)
     conn = await asyncpg.connect(test_env["DATABASE_URL"])
@@ -79,7 +67,7 @@ async def test_a_notification_shown_to_an_administrator_calls_out_to_no_one(
         )
     finally:
         await conn.close()
-    page = Page(browser, str(console.make_url("")).rstrip("/"), "console-beacon")
+    page = Page(browser, base_url(console), "console-beacon")
     await page.sign_in(*ADMIN)
     await page.wait_text("body", lambda t: "Flow" in t)
     await page.open(f"/notifications/{ident}")

@@ -3,8 +3,9 @@ the worker running in this process."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,13 @@ from aiohttp.test_utils import TestClient
 from console.app import create_app
 from console.config import Config, OperationsSettings
 from console.db import console_pool
+from customers import events
+from kafka_integration import KafkaSettings, TopicMetadata, ensure_topics, new_producer
 from notifications.config import WorkerConfig
 from notifications.worker import running_worker
 from security.app import create_app as security_app
 from security.config import Config as SecurityConfig
-from tests.support import unique
+from tests.support import base_url, unique
 
 
 @pytest.fixture
@@ -51,6 +54,8 @@ async def worker(test_env: dict[str, str]) -> AsyncIterator[Any]:
 
 
 ADMIN = ("root@example.com", "root-password-0")
+NO_WORKER = "http://127.0.0.1:9"  # nothing listens there
+ServeConsole = Callable[..., Awaitable[TestClient[Any, Any]]]
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
 
@@ -62,16 +67,28 @@ async def security(test_env: dict[str, str], serve: Callable[..., Any]) -> TestC
 
 
 @pytest.fixture
-async def console(
+def serve_console(
     test_env: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any]
-) -> TestClient[Any, Any]:
-    env = {
-        **test_env,
-        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
-        "WORKER_URLS": "http://127.0.0.1:9",  # no worker: the flow says it cannot read it
-    }
-    client: TestClient[Any, Any] = await serve(create_app(Config.from_env(env)))
-    return client
+) -> ServeConsole:
+    """Start a console that signs people in through `security`; keyword arguments override its variables
+    (WORKER_URLS: no worker by default, the flow says it cannot read it)."""
+
+    async def start(**env: str) -> TestClient[Any, Any]:
+        variables = {
+            **test_env,
+            "SECURITY_URL": base_url(security),
+            "WORKER_URLS": NO_WORKER,
+            **env,
+        }
+        client: TestClient[Any, Any] = await serve(create_app(Config.from_env(variables)))
+        return client
+
+    return start
+
+
+@pytest.fixture
+async def console(serve_console: ServeConsole) -> TestClient[Any, Any]:
+    return await serve_console()
 
 
 async def csrf_of(client: TestClient[Any, Any], path: str) -> str:
@@ -87,3 +104,24 @@ async def sign_in(client: TestClient[Any, Any], email: str, password: str) -> An
     return await client.post(
         "/login", data={"csrf": token, "email": email, "password": password}, allow_redirects=False
     )
+
+
+async def produce_organizations(kafka: KafkaSettings, records: Iterable[tuple[str, int, Any]]) -> None:
+    """(key, partition, value) records on `organizations`, each on the partition given, the
+    value as JSON (the project's topics made first)."""
+    await ensure_topics(kafka, events.TOPICS)
+    async with TopicMetadata(kafka) as metadata:
+        await metadata.wait_partitions(kafka.topic("organizations"))
+    producer = new_producer(kafka)
+    await producer.start()
+    try:
+        for key, partition, value in records:
+            await producer.send(
+                kafka.topic("organizations"),
+                json.dumps(value).encode(),
+                key=key.encode(),
+                partition=partition,
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()

@@ -13,10 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from console import tables
-from console.app import create_app
-from console.config import Config
-from tests.console.conftest import ADMIN, csrf_of, sign_in
-from tests.support import Tokens, wait_until
+from tests.console.conftest import ADMIN, ServeConsole, csrf_of, sign_in
+from tests.support import Tokens, base_url, wait_until
 
 OLDER = re.compile(r'id="older" href="\?key=([^&"]*)&amp;before=([^"]*)"')
 
@@ -198,7 +196,7 @@ async def test_topics_are_listed_and_a_partition_browsed_from_an_offset_or_a_tim
 async def test_tables_show_row_counts_a_row_by_key_and_its_history(
     test_env: dict[str, str],
     serve: Callable[..., Any],
-    security: TestClient[Any, Any],
+    serve_console: ServeConsole,
     tokens: Tokens,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -213,13 +211,7 @@ async def test_tables_show_row_counts_a_row_by_key_and_its_history(
     renamed = await customers.put(f"/organizations/{org['id']}", json={"organization": {"name": "TableCo 2"}})
     assert renamed.status == 200
     api = await serve(notifications_app(NotificationsConfig.from_env(test_env)))
-    env = {
-        **test_env,
-        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
-        "NOTIFICATIONS_URL": str(api.make_url("")).rstrip("/"),
-        "WORKER_URLS": "http://127.0.0.1:9",
-    }
-    console = await serve(create_app(Config.from_env(env)))
+    console = await serve_console(NOTIFICATIONS_URL=base_url(api))
     assert (await sign_in(console, *ADMIN)).status == 303
 
     async def has_row() -> bool:

@@ -7,7 +7,7 @@ a worker answering figures that are not numbers). Real Kafka and PostgreSQL thro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -18,15 +18,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from console import deadletters, notices
-from console.app import create_app
-from console.config import Config, OperationsSettings
+from console.config import OperationsSettings
 from console.db import console_pool
 from console.errors import InvalidInput, NotAllowed, NotFound, Unavailable
 from kafka_integration import KafkaSettings, new_producer
 from kafka_integration.topics import TopicSpec, ensure_topics
 from servicekit.db import migrate
-from tests.console.conftest import ADMIN, csrf_of, sign_in
-from tests.support import Tokens, read_topic, wait_until
+from tests.console.conftest import ADMIN, ServeConsole, csrf_of, sign_in
+from tests.support import Tokens, base_url, read_topic, wait_until
 
 
 async def _dead_letter(kafka: KafkaSettings, ops: OperationsSettings, **body: Any) -> str:
@@ -155,24 +154,14 @@ async def test_a_replay_kafka_refuses_is_not_recorded_and_can_be_tried_again(
     assert letter.replayed is None
 
 
-@pytest.fixture
-def no_prefix(test_env: dict[str, str]) -> dict[str, str]:
-    return {**test_env, "KAFKA_TOPIC_PREFIX": ""}
-
-
 async def test_internal_topics_cannot_be_browsed(
-    no_prefix: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any]
+    test_env: dict[str, str], serve_console: ServeConsole
 ) -> None:
     """The listing hides Kafka's own topics (every group's offsets, every transaction); the
     page of one, asked by name, must not show them either."""
-    env = {
-        **no_prefix,
-        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
-        "WORKER_URLS": "http://127.0.0.1:9",
-    }
-    bare = KafkaSettings.from_env(no_prefix, client_id="tests")
+    bare = KafkaSettings.from_env({**test_env, "KAFKA_TOPIC_PREFIX": ""}, client_id="tests")
     await ensure_topics(bare, [TopicSpec("revocations", partitions=1)])  # the console reads it
-    client = await serve(create_app(Config.from_env(env)))
+    client = await serve_console(KAFKA_TOPIC_PREFIX="")
     assert (await sign_in(client, *ADMIN)).status == 303
     for name in ("__consumer_offsets", "__transaction_state", "__cluster_metadata"):
         resp = await client.get(f"/topics/{name}?partition=0")
@@ -236,15 +225,14 @@ async def odd_worker() -> AsyncIterator[str]:
     app.router.add_get("/metrics", metrics)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
+    yield base_url(server)
     await server.close()
 
 
 async def test_a_worker_answering_odd_figures_does_not_break_the_workers_page(
-    test_env: dict[str, str], serve: Callable[..., Any], security: TestClient[Any, Any], odd_worker: str
+    serve_console: ServeConsole, odd_worker: str
 ) -> None:
-    env = {**test_env, "SECURITY_URL": str(security.make_url("")).rstrip("/"), "WORKER_URLS": odd_worker}
-    client = await serve(create_app(Config.from_env(env)))
+    client = await serve_console(WORKER_URLS=odd_worker)
     assert (await sign_in(client, *ADMIN)).status == 303
 
     async def shown() -> bool:
@@ -340,7 +328,7 @@ async def test_a_form_posted_from_another_origin_or_with_another_sessions_token_
     same = await console.post(
         "/deadletters/replay",
         data={"csrf": token, "id": "m-0-0"},
-        headers={"Origin": str(console.make_url("")).rstrip("/")},
+        headers={"Origin": base_url(console)},
         allow_redirects=False,
     )
     assert same.status != 403  # the console's own page: past CSRF (no such letter: 404)

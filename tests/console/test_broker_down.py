@@ -12,26 +12,22 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from console.app import create_app
-from console.config import Config
 from notifications.worker import worker_app
-from tests.console.conftest import ADMIN, csrf_of, sign_in
-from tests.support import kafka_script, local_kafka, wait_until
+from tests.console.conftest import ADMIN, ServeConsole, csrf_of, sign_in
+from tests.support import base_url, kafka_script, local_kafka, wait_until
 
 
 @pytest.mark.timeout(600)
 async def test_with_the_broker_down_the_worker_is_degraded_and_the_console_answers_503(
-    test_env: dict[str, str], worker: Any, serve: Callable[..., Any], security: TestClient[Any, Any]
+    test_env: dict[str, str],
+    worker: Any,
+    serve: Callable[..., Any],
+    serve_console: ServeConsole,
 ) -> None:
     assert local_kafka(test_env), "this test stops the project's own broker"
     materializer, notifier = worker
     health: TestClient[Any, Any] = await serve(worker_app(materializer, notifier))
-    env = {
-        **test_env,
-        "SECURITY_URL": str(security.make_url("")).rstrip("/"),
-        "WORKER_URLS": str(health.make_url("")).rstrip("/"),
-    }
-    console = await serve(create_app(Config.from_env(env)))
+    console = await serve_console(WORKER_URLS=base_url(health))
     assert (await sign_in(console, *ADMIN)).status == 303
     token = await csrf_of(console, "/deadletters")
 

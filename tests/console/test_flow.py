@@ -18,9 +18,8 @@ from aiokafka.errors import KafkaConnectionError
 from console import lag, records
 from console.config import OperationsSettings
 from console.flow import Flow, Sample
-from customers import events
-from kafka_integration import Event, KafkaSettings, Producer, TopicMetadata, ensure_topics, new_producer
-from tests.console.conftest import ADMIN, sign_in
+from kafka_integration import Event, KafkaSettings, Producer
+from tests.console.conftest import ADMIN, produce_organizations, sign_in
 from tests.support import wait_until
 
 
@@ -39,22 +38,10 @@ async def _sample(flow: Flow) -> Sample:
 
 
 async def _organizations(kafka: KafkaSettings, per_partition: dict[int, int]) -> None:
-    await ensure_topics(kafka, events.TOPICS)
-    async with TopicMetadata(kafka) as metadata:
-        await metadata.wait_partitions(kafka.topic("organizations"))
-    producer = new_producer(kafka)
-    await producer.start()
-    try:
-        for partition, count in per_partition.items():
-            for n in range(count):
-                key = f"{partition}{n:04d}"
-                value = json.dumps({"id": int(key), "name": f"org {key}"}).encode()
-                await producer.send(
-                    kafka.topic("organizations"), value, key=key.encode(), partition=partition
-                )
-        await producer.flush()
-    finally:
-        await producer.stop()
+    keys = [
+        (f"{partition}{n:04d}", partition) for partition, count in per_partition.items() for n in range(count)
+    ]
+    await produce_organizations(kafka, [(k, p, {"id": int(k), "name": f"org {k}"}) for k, p in keys])
 
 
 async def test_the_sampler_keeps_its_kafka_clients_and_reopens_them_after_a_failure(

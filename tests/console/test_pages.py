@@ -14,11 +14,10 @@ from aiohttp.test_utils import TestClient
 from console import records, tables
 from console.config import OperationsSettings
 from console.errors import InvalidInput
-from customers import events
-from kafka_integration import KafkaSettings, TopicMetadata, ensure_topics, new_producer
+from kafka_integration import KafkaSettings
 from notifications.mailer import SmtpSettings, compose
 from servicekit.db import migrate
-from tests.console.conftest import ADMIN, sign_in
+from tests.console.conftest import ADMIN, produce_organizations, sign_in
 from tests.support import unique
 
 OFFSETS = itertools.count(1)  # the rows' source offsets (unique per source)
@@ -81,18 +80,7 @@ async def test_a_notification_shows_the_message_as_it_was_sent(
 
 async def _produce(kafka: KafkaSettings, records: list[tuple[str, int, int]]) -> None:
     """(key, partition, n) records on `organizations`, value {"id": key, "name": "v<n>"}."""
-    await ensure_topics(kafka, events.TOPICS)
-    async with TopicMetadata(kafka) as metadata:
-        await metadata.wait_partitions(kafka.topic("organizations"))
-    producer = new_producer(kafka)
-    await producer.start()
-    try:
-        for key, partition, n in records:
-            value = f'{{"id": "{key}", "name": "v{n}"}}'.encode()
-            await producer.send(kafka.topic("organizations"), value, key=key.encode(), partition=partition)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await produce_organizations(kafka, [(key, p, {"id": key, "name": f"v{n}"}) for key, p, n in records])
 
 
 async def test_a_rows_whole_history_is_paged_newest_first_each_page_bounded(

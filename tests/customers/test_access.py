@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from customers.app import create_app
 from customers.config import Config
 from kafka_integration import Event, KafkaSettings, Producer
-from tests.support import Tokens, assert_rejects_bad_tokens, read_topic, wait_until, write_signing_keys
+from tests.support import Tokens, assert_rejects_bad_tokens, read_topic, wait_for_status, write_signing_keys
 
 
 @pytest.fixture
@@ -102,10 +102,7 @@ async def test_a_revoked_token_stops_working(
             [Event("revocations", f"jti:{jti}", {"kind": "token", "jti": jti, "exp": exp}, "token_revoked")]
         )
 
-        async def refused() -> bool:
-            return (await anonymous.get("/customers", headers=Tokens.header(token))).status == 401
-
-        await wait_until(refused)
+        await wait_for_status(anonymous, "/customers", 401, Tokens.header(token))
         assert (await anonymous.get("/customers", headers=Tokens.header(other))).status == 200
         # every token of user 6 issued before now is revoked (grants changed, password changed)
         await producer.produce(
@@ -119,10 +116,7 @@ async def test_a_revoked_token_stops_working(
             ]
         )
 
-        async def user_refused() -> bool:
-            return (await anonymous.get("/customers", headers=Tokens.header(other))).status == 401
-
-        await wait_until(user_refused)
+        await wait_for_status(anonymous, "/customers", 401, Tokens.header(other))
     finally:
         await producer.stop()
 

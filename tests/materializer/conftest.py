@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from kafka_integration import KafkaSettings, TopicMetadata, TopicSpec, ensure_topics
+from kafka_integration.reading import records_to_end
 from materializer import Materializer, MaterializerSettings, Topology
 from tests.support import PATIENCE, unique
 
@@ -114,24 +115,9 @@ async def read_committed(
 async def _read_all(kafka: KafkaSettings, consumer: AIOKafkaConsumer, name: str) -> list[dict[str, Any]]:
     async with TopicMetadata(kafka) as metadata:
         tps = await metadata.partitions(name)
-    if not tps:
-        return []
-    end = await consumer.end_offsets(tps)
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    remaining = {tp for tp in tps if await consumer.position(tp) < end[tp]}
     out: list[dict[str, Any]] = []
-    while remaining:
-        batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=50000)
-        for tp, records in batch.items():
-            for r in records:
-                if r.offset < end[tp]:
-                    value = orjson.loads(r.value) if r.value is not None else {}
-                    value.update(
-                        _key=r.key.decode() if r.key else None, _partition=r.partition, _offset=r.offset
-                    )
-                    out.append(value)
-        for tp in list(remaining):
-            if await consumer.position(tp) >= end[tp]:
-                remaining.discard(tp)
+    async for r in records_to_end(consumer, tps, max_records=50000):
+        value = orjson.loads(r.value) if r.value is not None else {}
+        value.update(_key=r.key.decode() if r.key else None, _partition=r.partition, _offset=r.offset)
+        out.append(value)
     return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -23,7 +23,7 @@ from notifications.config import Config
 from security.db import MAX_API_KEYS_PER_USER
 from servicekit.apikeys import ApiKeys
 from servicekit.auth import BASIC_AUTH
-from tests.support import PATIENCE, read_topic, wait_until
+from tests.support import PATIENCE, Message, read_topic, wait_for_status, wait_until
 
 KEY_FIELDS = {"id", "key", "user_id", "description", "created_at"}
 
@@ -48,8 +48,34 @@ def issue_key(security_client: TestClient[Any, Any]) -> Callable[..., Any]:
     return issue
 
 
+@pytest.fixture
+def accepted_key(
+    make_user: Callable[..., Any],
+    issue_key: Callable[..., Any],
+    admin: dict[str, str],
+    notifications_client: TestClient[Any, Any],
+) -> Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]]:
+    """A new user (an administrator unless told) and a key issued to them, once the notifications
+    API accepts it (it reads keys from the api_keys topic): (user, key)."""
+
+    async def make(
+        email: str = "ops@example.com", is_admin: bool = True
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        user = await make_user(email, is_admin=is_admin)
+        key = await issue_key(user["id"], admin)
+        await wait_for_status(notifications_client, "/tables", 200, basic(key))
+        return user, key
+
+    return make
+
+
 def basic(key: dict[str, Any], secret: str | None = None) -> dict[str, str]:
     return {"Authorization": BasicAuth(key["key"], secret or key["secret"]).encode()}
+
+
+async def key_records(kafka: KafkaSettings, key: dict[str, Any]) -> list[Message]:
+    """What the api_keys topic holds of `key`, oldest first."""
+    return [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
 
 
 async def test_a_key_is_issued_listed_without_its_secret_used_and_revoked_everywhere_within_a_second(
@@ -79,23 +105,19 @@ async def test_a_key_is_issued_listed_without_its_secret_used_and_revoked_everyw
         await conn.close()
     assert key["secret"] not in str(dict(stored))
     assert stored["secret_sha256"] == hashlib.sha256(key["secret"].encode()).hexdigest()
-    published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+    published = await key_records(kafka, key)
     assert key["secret"] not in str([m.value for m in published])
 
-    async def accepted() -> bool:
-        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
-
-    await wait_until(accepted)  # the API reads the key from the topic
+    # the API reads the key from the topic
+    await wait_for_status(notifications_client, "/tables", 200, basic(key))
     bearer = await notifications_client.get("/tables", headers=admin)
     assert bearer.status == 200  # Bearer tokens still work beside keys
 
     resp = await security_client.delete(f"/users/{ops['id']}/api_keys/{key['id']}", headers=admin)
     assert resp.status == 204
 
-    async def refused() -> bool:
-        return (await notifications_client.get("/tables", headers=basic(key))).status == 401
-
-    await wait_until(refused)  # how soon is a figure, not a bound: bench.key_revocation
+    # how soon is a figure, not a bound: bench.key_revocation
+    await wait_for_status(notifications_client, "/tables", 401, basic(key))
     again = await security_client.delete(f"/users/{ops['id']}/api_keys/{key['id']}", headers=admin)
     assert again.status == 404
     assert (await (await security_client.get(f"/users/{ops['id']}/api_keys", headers=admin)).json())[
@@ -146,17 +168,9 @@ async def test_a_bad_description_is_refused_naming_the_field(
 
 async def test_wrong_secrets_and_malformed_basic_headers_are_refused_with_401(
     notifications_client: TestClient[Any, Any],
-    make_user: Callable[..., Any],
-    issue_key: Callable[..., Any],
-    admin: dict[str, str],
+    accepted_key: Callable[..., Any],
 ) -> None:
-    ops = await make_user("ops@example.com", is_admin=True)
-    key = await issue_key(ops["id"], admin)
-
-    async def accepted() -> bool:
-        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
-
-    await wait_until(accepted)
+    _, key = await accepted_key()
     raw = f"{key['key']}:{key['secret']}"
     cases = {
         "wrong secret": basic(key, key["secret"][:-1] + ("A" if key["secret"][-1] != "A" else "B")),
@@ -187,17 +201,10 @@ async def test_wrong_secrets_and_malformed_basic_headers_are_refused_with_401(
 async def test_a_non_administrators_key_acts_with_that_users_grants(
     security_client: TestClient[Any, Any],
     notifications_client: TestClient[Any, Any],
-    make_user: Callable[..., Any],
-    issue_key: Callable[..., Any],
     admin: dict[str, str],
+    accepted_key: Callable[..., Any],
 ) -> None:
-    ann = await make_user("ann@example.com")
-    key = await issue_key(ann["id"], admin)
-
-    async def accepted() -> bool:
-        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
-
-    await wait_until(accepted)
+    ann, key = await accepted_key("ann@example.com", is_admin=False)
     mail = {"code": "customer_created", "to": "x@example.com", "options": {}}
     refused = await notifications_client.post("/mails", json=mail, headers=basic(key))
     assert refused.status == 403  # a mail for no organization needs an administrator
@@ -223,46 +230,30 @@ async def test_a_non_administrators_key_acts_with_that_users_grants(
 async def test_deleting_the_user_revokes_their_keys(
     security_client: TestClient[Any, Any],
     notifications_client: TestClient[Any, Any],
-    make_user: Callable[..., Any],
-    issue_key: Callable[..., Any],
     admin: dict[str, str],
+    accepted_key: Callable[..., Any],
 ) -> None:
-    ops = await make_user("ops@example.com", is_admin=True)
-    key = await issue_key(ops["id"], admin)
-
-    async def accepted() -> bool:
-        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
-
-    await wait_until(accepted)
+    ops, key = await accepted_key()
     assert (await security_client.delete(f"/users/{ops['id']}", headers=admin)).status == 204
 
-    async def refused() -> bool:
-        return (await notifications_client.get("/tables", headers=basic(key))).status == 401
-
-    await wait_until(refused)  # how soon is a figure, not a bound: bench.key_revocation
+    # how soon is a figure, not a bound: bench.key_revocation
+    await wait_for_status(notifications_client, "/tables", 401, basic(key))
 
 
 async def test_a_key_revoked_while_its_user_changes_is_never_published_again(
     security_client: TestClient[Any, Any],
     notifications_client: TestClient[Any, Any],
-    make_user: Callable[..., Any],
-    issue_key: Callable[..., Any],
     admin: dict[str, str],
     test_env: dict[str, str],
     kafka: KafkaSettings,
+    accepted_key: Callable[..., Any],
 ) -> None:
     """A user change republishes the user's keys; a revocation that commits between that
     change's read of the keys and its commit must not be overtaken by the republished key (the
     tombstone would come first and the key would be accepted again, for ever: it is no longer
     in the database, so it cannot even be revoked again). Both writes are held at the outbox
     (a lock on it) until both are under way, the revocation first."""
-    ops = await make_user("ops@example.com", is_admin=True)
-    key = await issue_key(ops["id"], admin)
-
-    async def accepted() -> bool:
-        return (await notifications_client.get("/tables", headers=basic(key))).status == 200
-
-    await wait_until(accepted)
+    ops, key = await accepted_key()
     schema = test_env["DATABASE_SCHEMA"]
     blocker = await asyncpg.connect(test_env["DATABASE_URL"])
     watcher = await asyncpg.connect(test_env["DATABASE_URL"])
@@ -301,18 +292,15 @@ async def test_a_key_revoked_while_its_user_changes_is_never_published_again(
         await watcher.close()
 
     async def relayed() -> bool:
-        published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+        published = await key_records(kafka, key)
         tombstoned = bool(published) and published[-1].value is None
         return tombstoned or any(m.value is not None and m.value["orgs"] for m in published)
 
     await wait_until(relayed)  # the tombstone is there, or the key republished with the grant
-    published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+    published = await key_records(kafka, key)
     assert published[-1].value is None, published[-1]  # the key's last word is its tombstone
 
-    async def refused() -> bool:
-        return (await notifications_client.get("/tables", headers=basic(key))).status == 401
-
-    await wait_until(refused)
+    await wait_for_status(notifications_client, "/tables", 401, basic(key))
 
 
 async def test_a_key_loses_what_its_user_loses_demoted_or_a_grant_taken(
@@ -330,20 +318,12 @@ async def test_a_key_loses_what_its_user_loses_demoted_or_a_grant_taken(
     assert granted.status == 201
     key = await issue_key(ops["id"], admin)
 
-    async def info_status() -> int:
-        return (await notifications_client.get("/info", headers=basic(key))).status
-
-    async def admitted() -> bool:
-        return await info_status() == 200
-
-    await wait_until(admitted)
+    await wait_for_status(notifications_client, "/info", 200, basic(key))
     demoted = await security_client.put(f"/users/{ops['id']}", json={"user": {"admin": False}}, headers=admin)
     assert demoted.status == 200
 
-    async def forbidden() -> bool:
-        return await info_status() == 403
-
-    await wait_until(forbidden)  # the key is an administrator's no more
+    # an administrator's no more
+    await wait_for_status(notifications_client, "/info", 403, basic(key))
     for path, body in (
         ("/ksql", {"ksql": "LIST TOPICS;"}),
         ("/query", {"ksql": "SELECT * FROM customers_table;"}),
@@ -355,7 +335,7 @@ async def test_a_key_loses_what_its_user_loses_demoted_or_a_grant_taken(
     assert taken.status == 204
 
     async def republished_without_the_grant() -> bool:
-        published = [m for m in await read_topic(kafka, "api_keys") if m.key == key["key"]]
+        published = await key_records(kafka, key)
         last = published[-1].value if published else None
         return last is not None and last["orgs"] == {} and last["admin"] is False
 
@@ -374,20 +354,12 @@ async def test_a_revoked_key_stays_refused_by_a_notifications_api_started_afterw
     ops = await make_user("ops@example.com", is_admin=True)
     kept, revoked = await issue_key(ops["id"], admin), await issue_key(ops["id"], admin)
 
-    async def both_accepted() -> bool:
-        answers = [
-            (await notifications_client.get("/info", headers=basic(k))).status for k in (kept, revoked)
-        ]
-        return answers == [200, 200]
-
-    await wait_until(both_accepted)
+    for k in (kept, revoked):
+        await wait_for_status(notifications_client, "/info", 200, basic(k))
     resp = await security_client.delete(f"/users/{ops['id']}/api_keys/{revoked['id']}", headers=admin)
     assert resp.status == 204
 
-    async def refused() -> bool:
-        return (await notifications_client.get("/info", headers=basic(revoked))).status == 401
-
-    await wait_until(refused)
+    await wait_for_status(notifications_client, "/info", 401, basic(revoked))
     await notifications_client.close()  # the API restarts: it reads api_keys whole, tombstone too
     restarted = await serve(create_app(Config.from_env(test_env)))
     assert (await restarted.get("/info", headers=basic(revoked))).status == 401
@@ -454,10 +426,7 @@ async def test_a_password_change_revokes_the_users_keys_as_it_does_their_tokens(
     stolen = await login("ann@example.com")
     minted = await issue_key(ann["id"], stolen)  # the thief's key
 
-    async def accepted() -> bool:
-        return (await notifications_client.get("/tables", headers=basic(minted))).status == 200
-
-    await wait_until(accepted)
+    await wait_for_status(notifications_client, "/tables", 200, basic(minted))
     email_changed = await security_client.put(
         f"/users/{ann['id']}", json={"user": {"email": "ann2@example.com"}}, headers=admin
     )
@@ -467,10 +436,7 @@ async def test_a_password_change_revokes_the_users_keys_as_it_does_their_tokens(
     )
     assert changed.status == 200
 
-    async def refused() -> bool:
-        return (await notifications_client.get("/tables", headers=basic(minted))).status == 401
-
-    await wait_until(refused)
+    await wait_for_status(notifications_client, "/tables", 401, basic(minted))
     listed = await (await security_client.get(f"/users/{ann['id']}/api_keys", headers=admin)).json()
     assert listed["items"] == []
 

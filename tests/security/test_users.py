@@ -14,7 +14,7 @@ from kafka_integration import KafkaSettings
 from security.app import create_app
 from security.config import Config
 from tests.security.conftest import ADMIN_EMAIL
-from tests.support import Tokens, assert_rejects_bad_tokens, read_topic, wait_until, write_signing_keys
+from tests.support import Tokens, assert_rejects_bad_tokens, read_topic, wait_for_status, write_signing_keys
 
 USER_FIELDS = {"id", "email", "admin", "created_at", "updated_at"}
 
@@ -93,10 +93,7 @@ async def test_grants_create_list_delete_emit_events_and_revoke_old_tokens(
     assert [(g["organization_id"], g["role"]) for g in listed] == [(13, "member"), (14, "viewer")]
 
     # the token made before the grant change stops working; a new login carries the grants
-    async def old_refused() -> bool:
-        return (await c.get(f"/users/{hal['id']}", headers=old)).status == 401
-
-    await wait_until(old_refused)
+    await wait_for_status(c, f"/users/{hal['id']}", 401, old)
     new = await login("hal@example.com")
     claims = jwt.decode(new["Authorization"].split()[1], options={"verify_signature": False})
     assert claims["orgs"] == {"13": "member", "14": "viewer"}
@@ -156,10 +153,8 @@ async def test_a_user_reads_and_changes_themselves_but_not_others_nor_admin(
     )
     assert changed.status == 200
 
-    async def old_token_refused() -> bool:  # a new password revokes the tokens made before it
-        return (await c.get(f"/users/{ivy['id']}", headers=ivy_token)).status == 401
-
-    await wait_until(old_token_refused)
+    # a new password revokes the tokens made before it
+    await wait_for_status(c, f"/users/{ivy['id']}", 401, ivy_token)
     assert (
         await c.get(f"/users/{ivy['id']}", headers=await login("ivy@example.com", "ivy-new-password"))
     ).status == 200
