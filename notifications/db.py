@@ -108,12 +108,14 @@ async def mark_sent(pool: asyncpg.Pool, sent: Sequence[tuple[int, bytes | None]]
     (one statement for many: notifications.marks); the ids it marked. The bytes are written by the
     same UPDATE that marks the row `sent`, so what the recipient saw is on record exactly when the
     row says so; each row gets the bytes paired with its own id (the join on unnest's rows). A row
-    locked by another transaction is skipped, not waited on (SKIP LOCKED), so one busy row never
-    holds up the others: the ids missing from the answer are the caller's to mark alone
-    (`mark_one_sent`), and so are those of rows that do not exist."""
+    locked by another transaction is skipped, not waited on (SKIP LOCKED, asking for the lock the
+    UPDATE takes: FOR NO KEY UPDATE), so one busy row never holds up the others: the ids missing
+    from the answer are the caller's to mark alone (`mark_one_sent`), and so are those of rows
+    that do not exist."""
     rows = await pool.fetch(
         """WITH free AS (
-               SELECT id FROM email_notifications WHERE id = ANY($1::bigint[]) FOR UPDATE SKIP LOCKED
+               SELECT id FROM email_notifications WHERE id = ANY($1::bigint[])
+               FOR NO KEY UPDATE SKIP LOCKED
            )
            UPDATE email_notifications AS n
            SET status = 'sent', sent_at = now(), error = NULL, sent_message = m.message
