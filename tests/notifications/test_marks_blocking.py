@@ -245,3 +245,19 @@ async def test_a_shared_statement_cancelled_before_it_starts_is_replaced(pool: a
     assert [await _status(pool, i) for i in (first, second)] == [
         ("sent", _message(i)) for i in (first, second)
     ]
+
+
+async def test_a_skipped_row_moved_by_its_lock_holder_is_marked_sent_as_before(pool: asyncpg.Pool) -> None:
+    """The transaction holding the row moves it elsewhere (`failed`, as an operator might) and
+    commits: the mark, written alone once the lock is gone, still marks it sent with its message,
+    as each sender's own UPDATE did before the marks were shared (it asks only for the id: the
+    SMTP server has the message)."""
+    (held,) = await _claimed(pool, 1)
+    marks = SentMarks(pool)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute("UPDATE email_notifications SET status = 'failed' WHERE id = $1", held)
+            waiting = asyncio.create_task(marks.mark(held, _message(held)))
+            await wait_until(lambda: _waiting_on_a_lock(pool))
+    await asyncio.wait_for(waiting, 30)
+    assert await _status(pool, held) == ("sent", _message(held))
