@@ -103,18 +103,40 @@ async def release(pool: asyncpg.Pool, notification_id: int) -> None:
     )
 
 
-async def mark_sent(pool: asyncpg.Pool, sent: Sequence[tuple[int, bytes | None]]) -> None:
+async def mark_sent(pool: asyncpg.Pool, sent: Sequence[tuple[int, bytes | None]]) -> set[int]:
     """These notifications are sent, each with its message's bytes as the SMTP server took them
-    (one statement for many: notifications.marks). The bytes are written by the same UPDATE that
-    marks the row `sent`, so what the recipient saw is on record exactly when the row says so;
-    each row gets the bytes paired with its own id (the join on unnest's rows)."""
-    await pool.execute(
-        """UPDATE email_notifications AS n
+    (one statement for many: notifications.marks); the ids it marked. The bytes are written by the
+    same UPDATE that marks the row `sent`, so what the recipient saw is on record exactly when the
+    row says so; each row gets the bytes paired with its own id (the join on unnest's rows). A row
+    locked by another transaction is skipped, not waited on (SKIP LOCKED, asking for the lock the
+    UPDATE takes: FOR NO KEY UPDATE), so one busy row never holds up the others: the ids missing
+    from the answer are the caller's to mark alone (`mark_one_sent`), and so are those of rows
+    that do not exist."""
+    rows = await pool.fetch(
+        """WITH free AS (
+               SELECT id FROM email_notifications WHERE id = ANY($1::bigint[])
+               FOR NO KEY UPDATE SKIP LOCKED
+           )
+           UPDATE email_notifications AS n
            SET status = 'sent', sent_at = now(), error = NULL, sent_message = m.message
-           FROM unnest($1::bigint[], $2::bytea[]) AS m(id, message)
-           WHERE n.id = m.id""",
+           FROM unnest($1::bigint[], $2::bytea[]) AS m(id, message) JOIN free USING (id)
+           WHERE n.id = m.id
+           RETURNING n.id""",
         [ident for ident, _ in sent],
         [message for _, message in sent],
+    )
+    return {int(row["id"]) for row in rows}
+
+
+async def mark_one_sent(pool: asyncpg.Pool, notification_id: int, message: bytes | None) -> None:
+    """This notification is sent, with its message's bytes: its own statement, waiting for its row
+    if another transaction holds it (what `mark_sent` skipped, or could not write)."""
+    await pool.execute(
+        """UPDATE email_notifications
+           SET status = 'sent', sent_at = now(), error = NULL, sent_message = $2
+           WHERE id = $1""",
+        notification_id,
+        message,
     )
 
 

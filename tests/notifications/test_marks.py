@@ -45,9 +45,9 @@ async def test_concurrent_marks_share_statements_and_each_returns_with_its_own_c
     statements: list[list[int]] = []
     write = db.mark_sent
 
-    async def counted(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> None:
+    async def counted(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> set[int]:
         statements.append([ident for ident, _ in batch])
-        await write(p, batch)
+        return await write(p, batch)
 
     monkeypatch.setattr(db, "mark_sent", counted)
     marks = SentMarks(pool)
@@ -73,10 +73,10 @@ async def test_a_failed_statement_raises_to_its_callers_and_the_next_marks_are_w
     write = db.mark_sent
     failures = [ConnectionResetError("database away")]
 
-    async def flaky(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> None:
+    async def flaky(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> set[int]:
         if failures:
             raise failures.pop()
-        await write(p, batch)
+        return await write(p, batch)
 
     monkeypatch.setattr(db, "mark_sent", flaky)
     marks = SentMarks(pool)

@@ -1,10 +1,8 @@
 """Attacks on the shared `sent` marks (notifications.marks) with a row lock held in PostgreSQL:
 one notification's row locked by another transaction (an operator's session, a console action, a
-migration, another worker) or a statement that never answers (a connection black-holed, with no
-command timeout) holds up that one statement. Before the marks were shared, it held up that one
-sender; shared, it holds up every later mark of the process, and a statement that fails for that
-one row fails every mark in it. Reported defects, kept here as strict xfails until marks.py is
-changed (another branch owns it now): each turns into a failure the day the defect is fixed."""
+migration, another worker), a shared statement that never answers (a connection black-holed) or
+that is cancelled. Such a row, or statement, holds up or fails only its own marks, as when each
+sender wrote its own; the marks of other rows, and every later mark, are written."""
 
 from __future__ import annotations
 
@@ -15,9 +13,10 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
+from notifications import db
 from notifications.marks import SentMarks
 from servicekit.db import DatabaseSettings
-from tests.notifications.test_marks import _claimed
+from tests.notifications.test_marks import _claimed, _message
 from tests.support import wait_until
 
 
@@ -34,15 +33,16 @@ async def _locked_row(pool: asyncpg.Pool, ident: int) -> AsyncIterator[asyncpg.C
             await transaction.rollback()
 
 
+async def _status(pool: asyncpg.Pool, ident: int) -> tuple[str, bytes | None]:
+    row = await pool.fetchrow("SELECT status, sent_message FROM email_notifications WHERE id = $1", ident)
+    message = row["sent_message"]
+    return row["status"], None if message is None else bytes(message)
+
+
 async def _waiting_on_a_lock(pool: asyncpg.Pool) -> bool:
     return bool(await pool.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
 
 
-@pytest.mark.xfail(
-    reason="defect in notifications.marks: one UPDATE in flight at a time, so a statement held up "
-    "by one row's lock holds up every later mark (and every sender waiting on its mark)",
-    raises=TimeoutError,
-)
 async def test_a_mark_held_up_by_one_locked_row_does_not_hold_up_the_marks_of_other_rows(
     pool: asyncpg.Pool,
 ) -> None:
@@ -51,14 +51,17 @@ async def test_a_mark_held_up_by_one_locked_row_does_not_hold_up_the_marks_of_ot
     waiting = None
     try:
         async with _locked_row(pool, held):
-            waiting = asyncio.create_task(marks.mark(held))
+            waiting = asyncio.create_task(marks.mark(held, _message(held)))
             await wait_until(lambda: _waiting_on_a_lock(pool))
             # as each sender's own UPDATE did before: this row is free, its mark is written now
-            await asyncio.wait_for(marks.mark(free), 5)
-            assert await pool.fetchval("SELECT status FROM email_notifications WHERE id = $1", free) == "sent"
+            await asyncio.wait_for(marks.mark(free, _message(free)), 5)
+            assert await _status(pool, free) == ("sent", _message(free))
+            assert not waiting.done()  # the held row's mark waits for its lock, and only it
+            assert await _status(pool, held) == ("sending", None)
     finally:
         if waiting is not None:
             await asyncio.wait_for(waiting, 30)  # the lock gone, the held mark is written too
+    assert await _status(pool, held) == ("sent", _message(held))
 
 
 @pytest.fixture
@@ -75,19 +78,186 @@ async def impatient_pool(test_env: dict[str, str], pool: asyncpg.Pool) -> AsyncI
         yield opened
 
 
-@pytest.mark.xfail(
-    reason="defect in notifications.marks: a statement that fails for one row (here its lock "
-    "timed out) fails every mark that shares it, those of free rows too",
-    raises=asyncpg.LockNotAvailableError,
-)
 async def test_a_row_whose_update_fails_does_not_fail_the_marks_of_other_rows(
     pool: asyncpg.Pool, impatient_pool: asyncpg.Pool
 ) -> None:
     held, free = await _claimed(pool, 2)
     marks = SentMarks(impatient_pool)
     async with _locked_row(pool, held):
-        first, second = await asyncio.gather(marks.mark(held), marks.mark(free), return_exceptions=True)
+        first, second = await asyncio.gather(
+            marks.mark(held, _message(held)), marks.mark(free, _message(free)), return_exceptions=True
+        )
     assert isinstance(first, asyncpg.LockNotAvailableError)  # that row's mark fails, as before
     if isinstance(second, BaseException):
         raise second
-    assert await pool.fetchval("SELECT status FROM email_notifications WHERE id = $1", free) == "sent"
+    assert await _status(pool, free) == ("sent", _message(free))
+    assert await _status(pool, held) == ("sending", None)
+
+
+async def test_a_shared_statement_that_never_answers_gives_up_and_each_mark_is_written_alone(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first shared statement never answers (a connection black-holed): it gives up after the
+    marks' timeout, its marks are written one by one, and the next statements are written too."""
+    ids = await _claimed(pool, 4)
+    write = db.mark_sent
+    statements: list[list[int]] = []
+
+    async def black_holed_once(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> set[int]:
+        statements.append([ident for ident, _ in batch])
+        if len(statements) == 1:
+            await asyncio.Event().wait()  # never answers
+        return await write(p, batch)
+
+    monkeypatch.setattr(db, "mark_sent", black_holed_once)
+    marks = SentMarks(pool, timeout=0.5)
+    await asyncio.wait_for(asyncio.gather(*(marks.mark(i, _message(i)) for i in ids)), 30)
+    assert [await _status(pool, i) for i in ids] == [("sent", _message(i)) for i in ids]
+    await asyncio.wait_for(marks.mark(ids[0], b"again"), 30)  # a later statement, answered
+    assert len(statements) >= 2
+    assert await _status(pool, ids[0]) == ("sent", b"again")
+
+
+async def test_a_shared_statement_failing_in_postgresql_fails_only_the_marks_that_fail_alone(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared statement fails in PostgreSQL (a real error, not an unreachable database): each of
+    its marks is written by its own statement, and a row that is not there is no error (as before:
+    a mark that updates no row is no failure)."""
+    ids = await _claimed(pool, 3)
+    missing = max(ids) + 1_000_000
+    write = db.mark_sent
+    failures = [1]
+
+    async def failing_once(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> set[int]:
+        if failures:
+            failures.pop()
+            await p.execute("SELECT 1 / 0")  # a real error of the server: DivisionByZeroError
+        return await write(p, batch)
+
+    monkeypatch.setattr(db, "mark_sent", failing_once)
+    marks = SentMarks(pool)
+    await asyncio.gather(*(marks.mark(i, _message(i)) for i in [*ids, missing]))
+    assert [await _status(pool, i) for i in ids] == [("sent", _message(i)) for i in ids]
+    assert await pool.fetchval("SELECT count(*) FROM email_notifications WHERE id = $1", missing) == 0
+
+
+async def test_a_cancelled_shared_statement_stops_and_later_marks_are_written(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement waiting behind the one in flight is cancelled (at shutdown, say): it stops
+    there (it does not go on to write), its caller's mark is written alone, and the marks asked
+    for after it go in a new statement instead of joining the cancelled one."""
+    first, second, third = await _claimed(pool, 3)
+    held = asyncio.Event()
+    write = db.mark_sent
+    statements: list[list[int]] = []
+
+    async def held_first(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> set[int]:
+        statements.append([ident for ident, _ in batch])
+        if len(statements) == 1:
+            await held.wait()
+        return await write(p, batch)
+
+    monkeypatch.setattr(db, "mark_sent", held_first)
+    marks = SentMarks(pool, timeout=60)
+    in_flight = asyncio.create_task(marks.mark(first, _message(first)))
+
+    async def first_in_flight() -> bool:
+        return len(statements) == 1
+
+    await wait_until(first_in_flight)
+    behind = asyncio.create_task(marks.mark(second, _message(second)))
+
+    async def next_asked_for() -> bool:
+        return marks._next is not None and bool(marks._next.marks)
+
+    await wait_until(next_asked_for)
+    assert marks._next is not None
+    cancelled = marks._next.task
+    cancelled.cancel()
+    await asyncio.wait([cancelled])
+    assert cancelled.cancelled()  # its own cancellation is not swallowed
+    await asyncio.wait_for(behind, 30)  # its caller was not cancelled: that mark is written alone
+    assert await _status(pool, second) == ("sent", _message(second))
+    later = asyncio.create_task(marks.mark(third, _message(third)))  # not the cancelled statement's
+    held.set()
+    await asyncio.wait_for(asyncio.gather(in_flight, later), 30)
+    assert [await _status(pool, i) for i in (first, second, third)] == [
+        ("sent", _message(i)) for i in (first, second, third)
+    ]
+    assert statements == [[first], [third]]  # the cancelled statement never went on to write
+
+
+async def test_a_caller_cancelled_leaves_the_shared_statement_to_write_the_others(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender cancelled while its mark waits does not cancel the statement it shares: the other
+    marks of that statement are written."""
+    first, second, third = await _claimed(pool, 3)
+    held = asyncio.Event()
+    write = db.mark_sent
+    statements: list[list[int]] = []
+
+    async def held_first(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> set[int]:
+        statements.append([ident for ident, _ in batch])
+        if len(statements) == 1:
+            await held.wait()
+        return await write(p, batch)
+
+    monkeypatch.setattr(db, "mark_sent", held_first)
+    marks = SentMarks(pool, timeout=60)
+    in_flight = asyncio.create_task(marks.mark(first, _message(first)))
+
+    async def first_in_flight() -> bool:
+        return len(statements) == 1
+
+    await wait_until(first_in_flight)
+    leaving = asyncio.create_task(marks.mark(second, _message(second)))
+    staying = asyncio.create_task(marks.mark(third, _message(third)))
+
+    async def both_asked_for() -> bool:
+        return marks._next is not None and len(marks._next.marks) == 2
+
+    await wait_until(both_asked_for)
+    leaving.cancel()
+    await asyncio.wait([leaving])
+    assert leaving.cancelled()
+    held.set()
+    await asyncio.wait_for(asyncio.gather(in_flight, staying), 30)
+    assert statements == [[first], [second, third]]
+    assert [await _status(pool, i) for i in (first, third)] == [("sent", _message(i)) for i in (first, third)]
+
+
+async def test_a_shared_statement_cancelled_before_it_starts_is_replaced(pool: asyncpg.Pool) -> None:
+    """The statement task is cancelled before its first step (asyncio runs the caller, then the
+    test, in the loop's turn that created it): its caller's mark is written alone, and a later mark
+    goes in a new statement instead of joining the cancelled one (which raised CancelledError to
+    every later caller, whose ids were never written)."""
+    first, second = await _claimed(pool, 2)
+    marks = SentMarks(pool)
+    caller = asyncio.create_task(marks.mark(first, _message(first)))
+    await asyncio.sleep(0)  # the caller has asked for a statement; that statement has not started
+    assert marks._next is not None and not marks._next.task.done()
+    marks._next.task.cancel()
+    await asyncio.wait_for(caller, 30)
+    await asyncio.wait_for(marks.mark(second, _message(second)), 30)
+    assert [await _status(pool, i) for i in (first, second)] == [
+        ("sent", _message(i)) for i in (first, second)
+    ]
+
+
+async def test_a_skipped_row_moved_by_its_lock_holder_is_marked_sent_as_before(pool: asyncpg.Pool) -> None:
+    """The transaction holding the row moves it elsewhere (`failed`, as an operator might) and
+    commits: the mark, written alone once the lock is gone, still marks it sent with its message,
+    as each sender's own UPDATE did before the marks were shared (it asks only for the id: the
+    SMTP server has the message)."""
+    (held,) = await _claimed(pool, 1)
+    marks = SentMarks(pool)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute("UPDATE email_notifications SET status = 'failed' WHERE id = $1", held)
+            waiting = asyncio.create_task(marks.mark(held, _message(held)))
+            await wait_until(lambda: _waiting_on_a_lock(pool))
+    await asyncio.wait_for(waiting, 30)
+    assert await _status(pool, held) == ("sent", _message(held))

@@ -81,11 +81,11 @@ async def test_concurrent_sends_in_one_batch_each_store_their_own_message(
     held = asyncio.Event()
     write = db.mark_sent
 
-    async def spied(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> None:
+    async def spied(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> set[int]:
         statements.append([ident for ident, _ in batch])
         if len(statements) == 1:
             await held.wait()
-        await write(p, batch)
+        return await write(p, batch)
 
     monkeypatch.setattr(db, "mark_sent", spied)
     asked: list[int] = []
