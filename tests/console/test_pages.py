@@ -9,11 +9,12 @@ import itertools
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from console import records, tables
 from console.config import OperationsSettings
-from console.errors import InvalidInput
+from console.errors import InvalidInput, Unavailable
 from kafka_integration import KafkaSettings
 from notifications.mailer import SmtpSettings, compose
 from servicekit.db import migrate
@@ -149,3 +150,16 @@ async def test_a_hostile_history_cursor_gets_a_422_naming_it(console: TestClient
     for before in ("x", "0:1,0:1", "%00", "9" * 5000, "0:1%0A1:2"):
         resp = await console.get(f"/tables/organizations_table?key=7&before={before}")
         assert resp.status == 422 and "before" in await resp.text(), before
+
+
+async def test_a_read_of_kafka_cut_short_is_an_error_never_a_shorter_list(
+    kafka: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh reader that cannot reach the end it found at start in time (a busy broker, a slow
+    first fetch) answers Unavailable: `deadletters list` once printed nothing for a topic that held
+    a dead letter, as if there were none."""
+    await produce_organizations(kafka, [("k1", 0, {"id": 1, "name": "A"}), ("k2", 1, {"id": 2, "name": "B"})])
+    assert len(await records.read_topic(kafka, "organizations")) == 2
+    monkeypatch.setattr(records, "READ_TIMEOUT", 0.0)
+    with pytest.raises(Unavailable, match="did not deliver .*organizations/0.*try again"):
+        await records.read_topic(kafka, "organizations")
