@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-secured test-faults test-browser test-contract install infra infra-down lint bench clean
+.PHONY: run test test-slow test-secured test-faults test-browser test-contract install infra infra-down lint bench clean
 
 # pip without -q: each package it downloads is listed with its size (and a progress bar on a terminal).
 $(VENV)/.installed: pyproject.toml
@@ -31,6 +31,12 @@ test: install
 	bash infra/up.sh
 	@echo "[test] 2/2: pytest $(PYTEST_ARGS) (the percentage at the end of each line is how far it is)"
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The tests marked `slow` (pytest --slow -m slow): the worker, the materializer and `make run`
+## killed or restarted mid-run, the broker stopped under load. Not in `make test`.
+test-slow: install
+	bash infra/up.sh
+	$(PY) -m pytest --slow -m slow $(PYTEST_ARGS)
 
 ## The system against a broker as production runs it (SASL_SSL, a principal per service, ACLs),
 ## started on its own ports (KAFKA_SECURED_PORT, KAFKA_SECURED_CONTROLLER_PORT). Not in `make test`.

@@ -42,6 +42,22 @@ HERE = Path(__file__).parent
 def pytest_addoption(parser: pytest.Parser) -> None:
     for name, what in OPTIONAL_SUITES.items():
         parser.addoption(f"--{name}", action="store_true", help=f"also collect tests/{name} ({what})")
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the tests marked `slow` (kills, restarts and long runs; `make test-slow`)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests marked `slow` run only with --slow (`make test-slow`): they are where `make test`
+    would spend a third of its time, and they have a command of their own, as the suites above."""
+    if config.getoption("--slow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

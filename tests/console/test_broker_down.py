@@ -17,6 +17,7 @@ from tests.console.conftest import ADMIN, ServeConsole, csrf_of, sign_in
 from tests.support import base_url, kafka_script, local_kafka, wait_until
 
 
+@pytest.mark.slow  # the broker's stop and restart: `make test-slow`
 @pytest.mark.timeout(600)
 async def test_with_the_broker_down_the_worker_is_degraded_and_the_console_answers_503(
     test_env: dict[str, str],

@@ -105,6 +105,7 @@ async def test_two_relays_publish_each_event_once_in_order_per_key(
             await relay.stop()
 
 
+@pytest.mark.slow  # the broker's stop and restart: `make test-slow`
 @pytest.mark.skipif(
     os.environ.get("BOOTSTRAP_SERVERS") is not None, reason="needs the project's own broker to stop"
 )

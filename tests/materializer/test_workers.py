@@ -156,6 +156,7 @@ async def test_kill_9_during_100k_events_leaves_each_output_exactly_once(
     assert await read_committed(kafka, "materializer_dead_letters") == []
 
 
+@pytest.mark.slow  # a worker killed with SIGKILL and a second one started: `make test-slow`
 async def test_kill_9_while_records_are_parked_and_being_released_joins_each_once(
     kafka: KafkaSettings, producer: Produce, test_env: dict[str, str], tmp_path: Path
 ) -> None:

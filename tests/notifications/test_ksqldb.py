@@ -310,6 +310,7 @@ async def test_show_reads_as_list_does_extended_comments_and_newlines(
     assert [e["@type"] for e in await resp.json()] == ["streams"]
 
 
+@pytest.mark.slow  # the broker's stop and restart: `make test-slow`
 @pytest.mark.skipif(
     os.environ.get("BOOTSTRAP_SERVERS") is not None, reason="needs the project's own broker to stop"
 )

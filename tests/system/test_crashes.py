@@ -16,6 +16,10 @@ from orders.config import Config, PartiesSettings
 from tests.support import Tokens, duplicates, kafka_script, local_kafka, mails, unique, wait_until
 from tests.system.conftest import WorkerProcess
 
+# Both take minutes (1,000 orders and five kills; a 30-second outage and the broker's restart):
+# `make test-slow`, not `make test`.
+pytestmark = pytest.mark.slow
+
 ORDER = {"date": "2022-05-07T07:50:03-00:00", "deliver_date": "2022-05-07T07:53:03-00:00", "state": "pending"}
 
 
