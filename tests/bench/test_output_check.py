@@ -92,7 +92,9 @@ async def test_duplicates_missing_wrong_garbage_and_strangers_are_each_counted(k
     assert verdict.outputs == 6
     assert (verdict.distinct, verdict.duplicates, verdict.missing, verdict.some_missing) == (2, 1, 1, [2])
     assert (verdict.wrong, verdict.unknown) == (3, 1)
-    assert "someone@else.test" in verdict.first_wrong or "not json" in verdict.first_wrong
+    # the outputs have no key, so they lie on any partition: "first" is whichever wrong one is read
+    # first, and the three are each a fair answer
+    assert any(mark in verdict.first_wrong for mark in ("someone@else.test", "not json", "x" * 290))
 
 
 async def test_fewer_outputs_than_orders_never_settle(kafka: KafkaSettings) -> None:
