@@ -146,13 +146,15 @@ class RocksState(Store):
             else:
                 wb.put(_row_key(table, key), dumps(row))
         cache = self._histories
-        for (table, key), history in batch.histories.items():
-            db_key = _history_key(table, key)
-            cache.pop((table, key), None)  # read again after the write: the batch's copy stays its own
+        cached: list[tuple[tuple[str, str], History]] = []
+        for table_key, history in batch.histories.items():
+            db_key = _history_key(*table_key)
             if history is None:
+                cache.pop(table_key, None)
                 wb.delete(db_key)
             else:
                 wb.put(db_key, history.encode())
+                cached.append((table_key, history))
         for table, stream_time in batch.stream_times.items():
             wb.put(_TIME + table.encode(), str(stream_time).encode())
         for (table, ts, key), add in batch.deletions.items():
@@ -166,6 +168,12 @@ class RocksState(Store):
         for (topic, partition), offset in batch.offsets.items():
             wb.put(_offset_key(topic, partition), str(offset).encode())
         self._db.write(wb, self._write_options)
+        # A batch is written once and dropped (its histories are copies, never the cache's), so
+        # the cache takes its histories as they are: the joins that follow decode none of them.
+        for table_key, history in cached:
+            if len(cache) >= HISTORY_CACHE_SIZE:
+                cache.clear()
+            cache[table_key] = history
         self._counts.update(totals)
         self._stream_times.update(batch.stream_times)
 
