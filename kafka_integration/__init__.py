@@ -13,6 +13,9 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from kafka_integration.access import check_credentials, refusal
 from kafka_integration.config import KafkaSettings
 from kafka_integration.errors import (
@@ -26,12 +29,37 @@ from kafka_integration.errors import (
 )
 from kafka_integration.events import Event, encode, entity_event, entity_events
 from kafka_integration.metadata import TopicMetadata
-from kafka_integration.middleware import RELAY, deliver_messages, relay_context
-from kafka_integration.outbox import UnitOfWork, collect_pending, unit_of_work, write_outbox
 from kafka_integration.producer import Producer, new_producer
-from kafka_integration.relay import OutboxRelay
 from kafka_integration.topics import TopicSpec, ensure_topics
 from kafka_integration.view import TopicView
+
+if TYPE_CHECKING:
+    from kafka_integration.middleware import RELAY, deliver_messages, relay_context
+    from kafka_integration.outbox import UnitOfWork, collect_pending, unit_of_work, write_outbox
+    from kafka_integration.relay import OutboxRelay
+
+# The outbox, its relay and the middleware need aiohttp and asyncpg (half a second of imports);
+# a process that only consumes and produces (the materializer, the benchmarks) never loads them.
+_LAZY = {
+    "RELAY": "middleware",
+    "deliver_messages": "middleware",
+    "relay_context": "middleware",
+    "UnitOfWork": "outbox",
+    "collect_pending": "outbox",
+    "unit_of_work": "outbox",
+    "write_outbox": "outbox",
+    "OutboxRelay": "relay",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"kafka_integration.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "RELAY",

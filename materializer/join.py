@@ -15,7 +15,9 @@ from typing import Any, Literal
 from materializer.errors import TopologyError
 from materializer.source import Source
 from materializer.state import Row, Store
-from materializer.tables import AnyTable, check_columns, lookup_as_of
+from materializer.tables import _SCALAR_TYPES, AnyTable, FilteredTable, Predicate, check_columns
+
+_SCALAR_OR_NULL = _SCALAR_TYPES | {type(None)}
 
 JoinKind = Literal["inner", "left"]
 OnOutput = Callable[[Row, Source], Awaitable[None]]
@@ -34,10 +36,17 @@ class Stream:
 
     def project(self, value: Mapping[str, Any]) -> Row:
         """The declared columns of a record (PoisonRecord when one has the wrong type)."""
-        if not self.columns:
+        columns = self.columns
+        if not columns:
             return dict(value)
-        check_columns(value, self.columns, self.types)
-        return {c: value.get(c) for c in self.columns}
+        if self.types is not None:
+            check_columns(value, columns, self.types)
+            return {c: value.get(c) for c in columns}
+        # the common case (types undeclared) checked in one set operation, not a loop per column
+        out = dict(zip(columns, map(value.get, columns), strict=True))
+        if not _SCALAR_OR_NULL.issuperset(map(type, out.values())):
+            check_columns(value, columns, None)  # raises, naming the first column refused
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +62,11 @@ class Join:
     columns: Mapping[str, str] = field(default_factory=dict)
     wait: bool = True
     outputs: tuple[tuple[str, str], ...] = field(default=(), init=False, repr=False)
+    # what `evaluate` reads per record, resolved once: the base table and the view's filter
+    base_name: str = field(default="", init=False, repr=False)
+    accepts: Predicate | None = field(default=None, init=False, repr=False)
+    output_names: tuple[str, ...] = field(default=(), init=False, repr=False)
+    output_sources: tuple[str, ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("inner", "left"):
@@ -62,6 +76,11 @@ class Join:
                 raise TopologyError(f"{self.table.name} has no column {column!r} (wanted as {out!r})")
 
         object.__setattr__(self, "outputs", tuple(self.output_columns().items()))
+        object.__setattr__(self, "base_name", self.table.base.name)
+        object.__setattr__(self, "output_names", tuple(name for name, _ in self.outputs))
+        object.__setattr__(self, "output_sources", tuple(column for _, column in self.outputs))
+        if isinstance(self.table, FilteredTable):
+            object.__setattr__(self, "accepts", self.table.accepts)
 
     def output_columns(self) -> Mapping[str, str]:
         return self.columns or {c: c for c in self.table.columns}
@@ -82,7 +101,7 @@ class JoinedStream:
 Verdict = Literal["emit", "wait", "skip", "dead"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per record and join, and frozen inits cost
 class Decision:
     """What to do with one stream record for one join."""
 
@@ -116,15 +135,19 @@ def evaluate(
     for join in spec.joins:
         raw_key = value.get(join.on)
         row: Row | None = None
-        if raw_key is None or isinstance(raw_key, dict | list):
+        if raw_key is None or isinstance(raw_key, (dict, list)):  # a tuple: faster than dict | list
             if join.kind == "inner":
                 return Decision(
                     "dead", reason=f"{spec.name}: join column {join.on!r} is null or not a scalar"
                 )
         else:
             key = str(raw_key)
-            row, old = lookup_as_of(store, join.table, key, as_of)
-            too_old = too_old or old
+            history = store.history(join.base_name, key)  # tables.lookup_as_of, inlined
+            if history is not None:
+                row, old = history.as_of(as_of)
+                too_old = too_old or old
+                if row is not None and join.accepts is not None and not join.accepts(row):
+                    row = None
             if row is None:
                 if join.wait and not expired:
                     missing.append(f"{join.table.name}[{key!r}]")
@@ -137,11 +160,9 @@ def evaluate(
                         f"(from {join.on!r}){after}",
                     )
         if row is None:
-            for name, _ in join.outputs:
-                out[name] = None
+            out.update(dict.fromkeys(join.output_names))
         else:
-            for name, column in join.outputs:
-                out[name] = row.get(column)
+            out.update(zip(join.output_names, map(row.get, join.output_sources), strict=True))
     if missing:
         return Decision("wait", missing=tuple(missing), too_old=too_old)
     return Decision("emit", output=out, too_old=too_old)

@@ -107,7 +107,9 @@ class Materializer:
             self.store = MemoryState()
         else:
             assert self.settings.state_dir is not None
-            self.store = await asyncio.to_thread(RocksState, self.settings.state_dir)
+            self.store = await asyncio.to_thread(
+                RocksState, self.settings.state_dir, cache_keys=self.settings.cache_keys
+            )
         damaged = getattr(self.store, "rebuilt", False)
         self.counters.rebuilt = restore(self.store, self._fingerprint()) or damaged
         self.engine = Engine(

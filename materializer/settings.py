@@ -25,6 +25,9 @@ class MaterializerSettings:
       (outputs + offsets) at least this often / after this many records.
     - `max_queued_records`: fetched records held per partition before its fetching pauses.
     - `topic_partitions`: partitions of the topics the materializer creates when missing.
+    - `cache_keys`: table keys whose versions are kept decoded in memory in front of RocksDB
+      (about 0.5-1 KB each). Joins read one per table and record: with more keys than this,
+      most lookups read RocksDB (at 200k keys and a 50k cache the join ran 2.4x slower).
     """
 
     kafka: KafkaSettings
@@ -38,6 +41,7 @@ class MaterializerSettings:
     max_queued_records: int = 10000
     table_poll_records: int = 20000
     topic_partitions: int = 3
+    cache_keys: int = 250_000
     session_timeout_ms: int = 10000
     heartbeat_interval_ms: int = 1000
     transaction_timeout_ms: int = 60000
@@ -50,5 +54,7 @@ class MaterializerSettings:
             raise TopologyError("table_history_seconds must be >= join_wait_seconds")
         if not self.group_id:
             raise TopologyError("group_id must not be empty")
+        if self.cache_keys < 1:
+            raise TopologyError("cache_keys must be positive")
         if self.max_batch_records < 1 or self.max_queued_records < 1:
             raise TopologyError("max_batch_records and max_queued_records must be positive")

@@ -24,6 +24,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -114,7 +115,7 @@ class PartitionWorker:
     def push(self, records: list[Any], seen_at: float) -> None:
         if self._first_offset is None:
             self._first_offset = records[0].offset
-        self.queue.extend((r, seen_at) for r in records)
+        self.queue.extend(zip(records, repeat(seen_at)))
         self._wake.set()
 
     def release(self) -> None:
@@ -153,6 +154,7 @@ class PartitionWorker:
         tables = self.tables
         txn = self.txn
         queue = self.queue
+        max_batch, interval = settings.max_batch_records, settings.commit_interval_seconds
         while not self._stopping:
             if len(self.lot) and self._settle_due():
                 await self._settle()
@@ -184,13 +186,14 @@ class PartitionWorker:
             if outcome is None:
                 key, value = parked_log.encode(record)
                 await txn.append(self._parked_topic, self.tp.partition, key, value)
-            else:
+            elif not self._emit_now(record, outcome):
                 await self._emit(record, outcome)
             queue.popleft()
             self.counters.records_in += 1
             self.next_offset = record.offset + 1
             txn.done(record.offset)
-            await self._commit_if_due()
+            if txn.count >= max_batch or time.monotonic() - txn.started >= interval:
+                await txn.commit()
             self.pausing.resume_if_drained(self.tp, len(queue))
         await txn.commit()
 
@@ -223,6 +226,22 @@ class PartitionWorker:
             await txn.append(self._parked_topic, self.tp.partition, parked_log.release_key(record), None)
             txn.released()
         await self._commit_if_due()
+
+    def _emit_now(self, record: Record, outcome: Outcome) -> bool:
+        """The common case without an await: one output, no dead letter, no callback, kept in
+        the stream record's partition, and room in the open record batch. False: nothing was
+        done, `_emit` does it."""
+        if outcome.dead or len(outcome.emits) != 1:
+            return False
+        spec, output = outcome.emits[0]
+        route = self._outputs.get(spec.name)
+        if route is None or route[1] is None or spec.on_output is not None:
+            return False
+        if not self.txn.try_append(route[0], route[1], record.key, orjson.dumps(output)):
+            return False
+        self.counters.older_than_retention += outcome.too_old
+        self.counters.records_out += 1
+        return True
 
     async def _emit(self, record: Record, outcome: Outcome) -> None:
         txn = self.txn

@@ -101,6 +101,11 @@ class PartitionTransaction:
     async def send(self, topic: str, value: bytes, key: bytes | None) -> None:
         await self.producer.send(topic, value, key=key)
 
+    def try_append(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> bool:
+        """Add a record to this topic partition's open batch if it has room (no await)."""
+        batch = self._batches.get((topic, partition))
+        return batch is not None and batch.append(key=key, value=value, timestamp=None) is not None
+
     async def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         """Add a record to this topic partition's open batch (cheaper than one send per record);
         a full batch is handed to the producer."""

@@ -33,6 +33,8 @@ class History:
         """The row valid at `ts` (the latest version with timestamp <= ts), and whether `ts` is
         before the history kept (then the oldest version kept is given)."""
         versions = self.versions
+        if versions and versions[-1][0] <= ts:  # the common case: the latest version
+            return versions[-1][1], False
         found: Row | None = None
         hit = False
         for at, row in versions:  # short lists: a scan beats bisect's key building
@@ -72,7 +74,7 @@ class History:
     @classmethod
     def decode(cls, raw: bytes) -> History:
         data = orjson.loads(raw)
-        return cls([(at, row) for at, row in data["v"]], bool(data["p"]))
+        return cls(list(map(tuple, data["v"])), bool(data["p"]))  # map: no Python loop per version
 
     def copy(self) -> History:
         return History(list(self.versions), self.pruned)

@@ -17,7 +17,9 @@ from materializer.state.store import Batch, Store, TopicPartitionKey
 
 log = logging.getLogger(__name__)
 
-HISTORY_CACHE_SIZE = 50_000  # decoded histories kept in front of RocksDB (joins read them per record)
+# Decoded histories kept in front of RocksDB (a join reads one per table and record; a miss is a
+# RocksDB read and a decode, several times a hit's cost). About 0.5-1 KB of memory per key.
+HISTORY_CACHE_SIZE = 250_000
 
 # RocksDB key layout (raw bytes): one prefix byte, then the name, a NUL, then the key.
 _ROW, _OFFSET, _COUNT, _META, _HISTORY, _TIME, _DELETION = b"r", b"o", b"c", b"m", b"v", b"t", b"d"
@@ -45,8 +47,9 @@ class RocksState(Store):
     """Rows and offsets in one RocksDB database (rocksdict, raw bytes). A folder that cannot be
     opened is moved aside and started empty: the tables are then rebuilt from the topics."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, cache_keys: int = HISTORY_CACHE_SIZE) -> None:
         self.path = Path(path)
+        self._cache_keys = cache_keys
         self.rebuilt = False
         self._db: Any = self._open()
         self._write_options = WriteOptions()  # WAL on, no fsync: survives kill -9, not power loss
@@ -91,7 +94,7 @@ class RocksState(Store):
         if raw is None:
             return None  # not cached: a table build would fill the cache with new keys
         history = History.decode(raw)
-        if len(cache) >= HISTORY_CACHE_SIZE:
+        if len(cache) >= self._cache_keys:
             cache.clear()
         cache[(table, key)] = history
         return history
@@ -146,13 +149,15 @@ class RocksState(Store):
             else:
                 wb.put(_row_key(table, key), dumps(row))
         cache = self._histories
-        for (table, key), history in batch.histories.items():
-            db_key = _history_key(table, key)
-            cache.pop((table, key), None)  # read again after the write: the batch's copy stays its own
+        cached: list[tuple[tuple[str, str], History]] = []
+        for table_key, history in batch.histories.items():
+            db_key = _history_key(*table_key)
             if history is None:
+                cache.pop(table_key, None)
                 wb.delete(db_key)
             else:
                 wb.put(db_key, history.encode())
+                cached.append((table_key, history))
         for table, stream_time in batch.stream_times.items():
             wb.put(_TIME + table.encode(), str(stream_time).encode())
         for (table, ts, key), add in batch.deletions.items():
@@ -166,6 +171,12 @@ class RocksState(Store):
         for (topic, partition), offset in batch.offsets.items():
             wb.put(_offset_key(topic, partition), str(offset).encode())
         self._db.write(wb, self._write_options)
+        # A batch is written once and dropped (its histories are copies, never the cache's), so
+        # the cache takes its histories as they are: the joins that follow decode none of them.
+        for table_key, history in cached:
+            if len(cache) >= self._cache_keys:
+                cache.clear()
+            cache[table_key] = history
         self._counts.update(totals)
         self._stream_times.update(batch.stream_times)
 

@@ -22,7 +22,8 @@ _DELETED = object()
 
 class Batch:
     """Row puts and deletes, their versions, plus the next offset of each partition, written
-    together. `retention_ms` bounds the versions kept per key (see `History`)."""
+    together. `retention_ms` bounds the versions kept per key (see `History`). A batch is
+    written once and then dropped: the store may keep its histories as they are."""
 
     __slots__ = (
         "counts",

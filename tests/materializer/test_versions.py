@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from materializer import MemoryState, OfflineMaterializer, RocksState, Store
+from kafka_integration import KafkaSettings
+from materializer import MaterializerSettings, MemoryState, OfflineMaterializer, RocksState, Store
+from materializer.errors import TopologyError
 from materializer.state import History
 from tests.materializer.topologies import seed_topology
 
@@ -174,3 +176,25 @@ async def test_live_and_backlog_runs_give_the_same_outputs(seed: int, kind: Any)
     live, backlog = await run(False), await run(True)
     assert live == backlog
     assert len(live[0]) + len(live[1]) == sum(1 for e in events if e[0] == "orders")
+
+
+async def test_a_cache_smaller_than_the_tables_gives_the_same_joins(tmp_path: Path) -> None:
+    """Histories cached as written, evicted and read back from RocksDB: the same outputs as in
+    memory, with more keys (and versions) than the cache holds."""
+    events = _events(4)
+
+    async def run(store: Store) -> list[Any]:
+        m = OfflineMaterializer(seed_topology(), state=store, join_wait_seconds=10)
+        for topic, key, value, ts in events:
+            await m.feed(topic, value, key=key, timestamp=ts)
+        await m.advance(10_000)
+        store.close()
+        return [o.value for o in m.outputs] + [d.reason for d in m.dead_letters]
+
+    small = await run(RocksState(tmp_path / "small", cache_keys=2))
+    assert small == await run(MemoryState()) and small
+
+
+def test_a_cache_of_no_keys_is_refused() -> None:
+    with pytest.raises(TopologyError, match="cache_keys"):
+        MaterializerSettings(kafka=KafkaSettings.from_env({}, client_id="t"), cache_keys=0)
