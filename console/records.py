@@ -167,7 +167,9 @@ async def _until(
         await asyncio.sleep(0)
     if remaining:  # a read cut short is no answer: never an empty or partial list shown as whole
         late = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(remaining))
-        raise Unavailable(f"Kafka did not deliver {late} up to its end within {READ_TIMEOUT:.0f} s; try again")
+        raise Unavailable(
+            f"Kafka did not deliver {late} up to its end within {READ_TIMEOUT:.0f} s; try again"
+        )
     return out
 
 

@@ -161,5 +161,5 @@ async def test_a_read_of_kafka_cut_short_is_an_error_never_a_shorter_list(
     await produce_organizations(kafka, [("k1", 0, {"id": 1, "name": "A"}), ("k2", 1, {"id": 2, "name": "B"})])
     assert len(await records.read_topic(kafka, "organizations")) == 2
     monkeypatch.setattr(records, "READ_TIMEOUT", 0.0)
-    with pytest.raises(Unavailable, match="did not deliver .*organizations/0.*try again"):
+    with pytest.raises(Unavailable, match=r"did not deliver .*organizations/0.*try again"):
         await records.read_topic(kafka, "organizations")
