@@ -43,6 +43,27 @@ async def _waiting_on_a_lock(pool: asyncpg.Pool) -> bool:
     return bool(await pool.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
 
 
+def _hold_the_first_statement(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, list[list[int]]]:
+    """db.mark_sent recording each statement's ids, the first one held (still run against the
+    real database) until the event returned is set."""
+    held = asyncio.Event()
+    write = db.mark_sent
+    statements: list[list[int]] = []
+
+    async def held_first(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> set[int]:
+        statements.append([ident for ident, _ in batch])
+        if len(statements) == 1:
+            await held.wait()
+        return await write(p, batch)
+
+    monkeypatch.setattr(db, "mark_sent", held_first)
+    return held, statements
+
+
+async def _count_is(statements: list[list[int]], n: int) -> bool:
+    return len(statements) == n
+
+
 async def test_a_mark_held_up_by_one_locked_row_does_not_hold_up_the_marks_of_other_rows(
     pool: asyncpg.Pool,
 ) -> None:
@@ -149,24 +170,10 @@ async def test_a_cancelled_shared_statement_stops_and_later_marks_are_written(
     there (it does not go on to write), its caller's mark is written alone, and the marks asked
     for after it go in a new statement instead of joining the cancelled one."""
     first, second, third = await _claimed(pool, 3)
-    held = asyncio.Event()
-    write = db.mark_sent
-    statements: list[list[int]] = []
-
-    async def held_first(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> set[int]:
-        statements.append([ident for ident, _ in batch])
-        if len(statements) == 1:
-            await held.wait()
-        return await write(p, batch)
-
-    monkeypatch.setattr(db, "mark_sent", held_first)
+    held, statements = _hold_the_first_statement(monkeypatch)
     marks = SentMarks(pool, timeout=60)
     in_flight = asyncio.create_task(marks.mark(first, _message(first)))
-
-    async def first_in_flight() -> bool:
-        return len(statements) == 1
-
-    await wait_until(first_in_flight)
+    await wait_until(lambda: _count_is(statements, 1))
     behind = asyncio.create_task(marks.mark(second, _message(second)))
 
     async def next_asked_for() -> bool:
@@ -195,24 +202,10 @@ async def test_a_caller_cancelled_leaves_the_shared_statement_to_write_the_other
     """A sender cancelled while its mark waits does not cancel the statement it shares: the other
     marks of that statement are written."""
     first, second, third = await _claimed(pool, 3)
-    held = asyncio.Event()
-    write = db.mark_sent
-    statements: list[list[int]] = []
-
-    async def held_first(p: asyncpg.Pool, batch: list[tuple[int, bytes | None]]) -> set[int]:
-        statements.append([ident for ident, _ in batch])
-        if len(statements) == 1:
-            await held.wait()
-        return await write(p, batch)
-
-    monkeypatch.setattr(db, "mark_sent", held_first)
+    held, statements = _hold_the_first_statement(monkeypatch)
     marks = SentMarks(pool, timeout=60)
     in_flight = asyncio.create_task(marks.mark(first, _message(first)))
-
-    async def first_in_flight() -> bool:
-        return len(statements) == 1
-
-    await wait_until(first_in_flight)
+    await wait_until(lambda: _count_is(statements, 1))
     leaving = asyncio.create_task(marks.mark(second, _message(second)))
     staying = asyncio.create_task(marks.mark(third, _message(third)))
 
