@@ -5,6 +5,8 @@ the callers that came meanwhile sharing the next)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -14,9 +16,9 @@ from kafka_integration import KafkaSettings, TopicSpec, TopicView, ensure_topics
 from tests.support import wait_until
 
 
-async def test_concurrent_callers_share_end_offset_requests_and_each_sees_what_was_written_before_it(
-    kafka: KafkaSettings,
-) -> None:
+@asynccontextmanager
+async def _view_and_producer(kafka: KafkaSettings) -> AsyncIterator[tuple[TopicView, AIOKafkaProducer]]:
+    """A started view of `customers`, caught up, and a producer to write to it."""
     await ensure_topics(kafka, [TopicSpec("customers")])
     view = TopicView(kafka, "customers")
     await view.start()
@@ -24,6 +26,16 @@ async def test_concurrent_callers_share_end_offset_requests_and_each_sees_what_w
     await producer.start()
     try:
         assert await view.caught_up(30)
+        yield view, producer
+    finally:
+        await producer.stop()
+        await view.stop()
+
+
+async def test_concurrent_callers_share_end_offset_requests_and_each_sees_what_was_written_before_it(
+    kafka: KafkaSettings,
+) -> None:
+    async with _view_and_producer(kafka) as (view, producer):
         consumer: Any = view._consumer
         asked = 0
         ask = consumer.end_offsets
@@ -42,9 +54,6 @@ async def test_concurrent_callers_share_end_offset_requests_and_each_sees_what_w
         seen = await asyncio.gather(*(write_then_check(n) for n in range(200)))
         assert all(seen)
         assert asked < 200  # shared: each caller would otherwise have asked once
-    finally:
-        await producer.stop()
-        await view.stop()
 
 
 async def test_a_caller_that_gives_up_does_not_break_the_shared_request(kafka: KafkaSettings) -> None:
@@ -89,13 +98,7 @@ async def test_a_caller_that_writes_while_a_request_is_answered_is_not_given_tha
 ) -> None:
     """Read-your-writes: a shared answer from a request sent before the write would let the
     caller return before the view holds what it wrote."""
-    await ensure_topics(kafka, [TopicSpec("customers")])
-    view = TopicView(kafka, "customers")
-    await view.start()
-    producer = AIOKafkaProducer(**kafka.client_kwargs())
-    await producer.start()
-    try:
-        assert await view.caught_up(30)
+    async with _view_and_producer(kafka) as (view, producer):
         slow = SlowAnswers(view._consumer)
         first = asyncio.create_task(view.caught_up(30))
         await wait_until(lambda: _true(len(slow.sent) == 1))  # sent and answered, the answer held
@@ -106,9 +109,6 @@ async def test_a_caller_that_writes_while_a_request_is_answered_is_not_given_tha
         assert await writer and view.get(1) == {"id": 1}
         assert await first
         assert len(slow.sent) == 2 and sum(slow.sent[1].values()) == sum(slow.sent[0].values()) + 1
-    finally:
-        await producer.stop()
-        await view.stop()
 
 
 async def test_a_request_shared_after_the_view_stopped_is_not_sent_on_its_stopped_consumer(
