@@ -13,12 +13,8 @@ from aiohttp.test_utils import TestClient
 from kafka_integration import KafkaSettings
 from tests.faults import cluster
 from tests.faults.load import SteadyLoad, acknowledged_since, check, flowing
-from tests.support import unique
+from tests.support import base_url, unique
 from tests.system.conftest import WorkerProcess
-
-
-def _url(client: TestClient[Any, Any]) -> str:
-    return str(client.make_url("")).rstrip("/")
 
 
 async def _kill_node_under_load(
@@ -33,7 +29,7 @@ async def _kill_node_under_load(
 ) -> None:
     org, customers = parties
     workers[0].start()
-    async with SteadyLoad([_url(orders_client)], admin_token, org, customers, unique("k")) as load:
+    async with SteadyLoad([base_url(orders_client)], admin_token, org, customers, unique("k")) as load:
         await flowing(system_env, load)
         node = await pick()
         fault_at = time.time()

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from kafka_integration import KafkaSettings
 from tests.faults import cluster
 from tests.faults.load import SteadyLoad, acknowledged_since, check, flowing
-from tests.support import unique, wait_until
+from tests.support import base_url, unique, wait_until
 from tests.system.conftest import WorkerProcess
 
 
@@ -27,7 +27,7 @@ async def test_postgres_killed_under_load_loses_no_acknowledged_write(
 ) -> None:
     org, customers = parties
     workers[0].start()
-    url = str(orders_client.make_url("")).rstrip("/")
+    url = base_url(orders_client)
     async with SteadyLoad([url], admin_token, org, customers, unique("p")) as load:
         await flowing(system_env, load)
         fault_at = time.time()

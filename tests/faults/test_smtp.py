@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from kafka_integration import KafkaSettings
 from tests.faults.load import ORDER, SteadyLoad, acknowledged_since, check, flowing
 from tests.faults.sink import FaultySink
-from tests.support import unique, wait_until
+from tests.support import base_url, unique, wait_until
 from tests.system.conftest import WorkerProcess
 
 OUTAGE_SECONDS = 60
@@ -50,7 +50,7 @@ async def test_smtp_refusing_connections_for_a_minute_then_one_recipient_loses_a
     assert made.status == 201
     sink.refused.add(refused)
     workers[0].start()
-    url = str(orders_client.make_url("")).rstrip("/")
+    url = base_url(orders_client)
     async with SteadyLoad([url], admin_token, org, customers, unique("s")) as load:
         await flowing(system_env, load)
         fault_at = time.time()

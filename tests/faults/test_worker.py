@@ -18,7 +18,7 @@ from kafka_integration import KafkaSettings
 from tests.faults.conftest import SENDERS
 from tests.faults.load import SteadyLoad, acknowledged_since, check, flowing
 from tests.faults.sink import FaultySink
-from tests.support import unique, wait_until
+from tests.support import base_url, unique, wait_until
 from tests.system.conftest import WorkerProcess
 
 
@@ -68,7 +68,7 @@ async def _kill_then_release(worker: WorkerProcess, sink: FaultySink) -> float:
 
 
 def _load(client: TestClient[Any, Any], token: str, parties: tuple[int, list[int]]) -> SteadyLoad:
-    return SteadyLoad([str(client.make_url("")).rstrip("/")], token, parties[0], parties[1], unique("w"))
+    return SteadyLoad([base_url(client)], token, parties[0], parties[1], unique("w"))
 
 
 async def test_worker_killed_while_notifications_are_sending_sends_each_once(
