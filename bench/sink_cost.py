@@ -45,12 +45,12 @@ async def wait_open(port: int, timeout: float = 30) -> None:
     raise SystemExit(f"no sink on port {port}")
 
 
-async def send_all(port: int, messages: int, sessions: int) -> None:
+async def send_all(port: int, messages: int, sessions: int, recipients: int = 1) -> None:
     settings = SmtpSettings(port=port, message_id_domain="sink.bench")
     outgoing = [
         compose(
             settings,
-            to=f"person{n}@example.com",
+            to=f"person{n % recipients}@example.com",
             subject=f"Invoice {n}",
             text=TEXT,
             html=HTML,
@@ -76,7 +76,7 @@ def check(folder: Path, messages: int) -> None:
         raise SystemExit(f"the sink kept {files} files and {lines} log lines for {messages} messages")
 
 
-async def one_round(script: Path, messages: int, sessions: int) -> tuple[float, float]:
+async def one_round(script: Path, messages: int, sessions: int, recipients: int) -> tuple[float, float]:
     folder = Path(tempfile.mkdtemp(prefix="sink-cost-"))
     port = free_port()
     sink = subprocess.Popen(
@@ -86,7 +86,7 @@ async def one_round(script: Path, messages: int, sessions: int) -> tuple[float, 
     try:
         await wait_open(port)
         sink_before, own_before = own_seconds(sink.pid), time.process_time()
-        await send_all(port, messages, sessions)
+        await send_all(port, messages, sessions, recipients)
         sink_cpu, client_cpu = own_seconds(sink.pid) - sink_before, time.process_time() - own_before
     finally:
         sink.terminate()
@@ -101,6 +101,9 @@ async def main() -> None:
     parser.add_argument("--sessions", type=int, default=4, help="sessions kept open, as the worker's senders")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--recipients", type=int, default=1, help="distinct recipients (bench.capacity: one customer)"
+    )
+    parser.add_argument(
         "--sink",
         type=Path,
         action="append",
@@ -112,7 +115,7 @@ async def main() -> None:
     client: dict[Path, list[float]] = {script: [] for script in scripts}
     for n in range(args.rounds):
         for script in scripts:
-            s, c = await one_round(script, args.messages, args.sessions)
+            s, c = await one_round(script, args.messages, args.sessions, args.recipients)
             sink[script].append(s)
             client[script].append(c)
             print(f"round {n + 1} {script}: sink {s:.3f}, client {c:.3f} CPU s / 1,000 messages", flush=True)
