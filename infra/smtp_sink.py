@@ -78,7 +78,7 @@ class SaveToFolder:
         self._prefix = f"{folder}{os.sep}"
         self._log = f"{self._prefix}received.log"
 
-    def store(self, envelope: Envelope) -> Path:
+    def store(self, envelope: Envelope) -> None:
         content = envelope.original_content or b""
         head = f"X-Envelope-From: {envelope.mail_from}\r\n"
         head += "".join(f"X-Envelope-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos)
@@ -98,7 +98,6 @@ class SaveToFolder:
             os.write(fd, line)  # one write with O_APPEND: the line is never interleaved
         finally:
             os.close(fd)
-        return self.folder / name
 
     async def handle_EHLO(
         self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: list[str]
