@@ -6,20 +6,25 @@ rate, open loop (the schedule does not wait for answers), and prints one JSON li
 
 The administrator's token comes from BENCH_TOKEN. The JSON: `placed`, `errors` (the first few
 kept in `error_samples`), `seconds` (from the first order's schedule to the last answer),
-`created` (invoice id -> the order's commit time), `cpu_seconds` (this process's, from /proc)."""
+`created` (invoice id -> the order's commit time), `cpu_seconds` (this process's, its start-up
+included: the kernel's count for the process, as /proc's utime + stime).
+
+It shares the cores with the system it loads, so it is kept light (bench.load_cost measures
+it): bench.ordering's OrderClient (plain HTTP/1.1 keep-alive connections, bodies made and read
+by orjson) rather than aiohttp's client, whose import and per-request machinery cost more than
+the requests themselves."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
+import time
 
-import aiohttp
+import orjson
 
-from bench.cpu import own_seconds
-from bench.orderflow import paced, place
+from bench.ordering import OrderClient, paced
 
 
 async def main() -> None:
@@ -32,29 +37,28 @@ async def main() -> None:
     args = parser.parse_args()
     created: dict[int, float] = {}
     errors: list[str] = []
-    connector = aiohttp.TCPConnector(limit=256)
-    headers = {"Authorization": f"Bearer {os.environ['BENCH_TOKEN']}"}
-    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+    client = OrderClient(args.orders_port, os.environ["BENCH_TOKEN"])
 
-        async def one(n: int) -> None:
-            try:
-                invoice, committed = await place(
-                    session, args.orders_port, args.org, args.customer, f"{args.prefix}{n}"
-                )
-                created[invoice] = committed
-            except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
-                errors.append(f"{type(exc).__name__}: {exc}"[:300])
+    async def one(n: int) -> None:
+        try:
+            invoice, committed = await client.place(args.org, args.customer, f"{args.prefix}{n}")
+            created[invoice] = committed
+        except (TimeoutError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}"[:300])
 
+    try:
         _, seconds = await paced(args.rate, args.seconds, one)
+    finally:
+        client.close()
     out = {
         "placed": len(created),
         "errors": len(errors),
         "error_samples": errors[:5],
         "seconds": seconds,
         "created": created,
-        "cpu_seconds": own_seconds(os.getpid()),
+        "cpu_seconds": time.process_time(),
     }
-    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_NON_STR_KEYS) + b"\n")
 
 
 if __name__ == "__main__":

@@ -1,24 +1,23 @@
 """The order → invoice email flow as the benchmarks drive it: the system's processes started,
 a party that orders, orders placed, and each invoice email's arrival in the SMTP sink.
 
-Shared by bench.notify_latency, bench.console_cost, bench.capacity and its load generator
-(bench.order_load)."""
+Shared by bench.notify_latency, bench.console_cost and bench.capacity; the capacity benchmark's
+load generator (bench.order_load) places its orders with bench.ordering alone (the same order,
+schedule and request; a lighter client)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import aiohttp
+import orjson
 
+from bench.ordering import ORDER, paced
 from bench.processes import Bench, Started, wait_healthy
 from tests.support import arrivals
-
-ORDER = {"date": "2022-05-07T07:50:03-00:00", "deliver_date": "2022-05-07T07:53:03-00:00", "state": "pending"}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -77,21 +76,16 @@ async def start_flow(run: Bench, workers: int = 1, whole: bool = False) -> Flow:
     return flow
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 async def post(session: aiohttp.ClientSession, url: str, body: object) -> dict[str, Any]:
-    async with session.post(url, json=body) as resp:
+    """POST `body` as JSON; the answer's JSON object, or RuntimeError unless it is a 201."""
+    async with session.post(url, data=orjson.dumps(body), headers=JSON) as resp:
+        raw = await resp.read()
         if resp.status != 201:
-            raise RuntimeError(f"{url}: {resp.status} {await resp.text()}")
-        return dict(await resp.json())
-
-
-async def party(session: aiohttp.ClientSession, customers: int) -> tuple[int, int]:
-    """An organization and a customer to order for: their ids."""
-    org = await post(
-        session, f"http://127.0.0.1:{customers}/organizations", {"organization": {"name": "BenchCo"}}
-    )
-    person = {"customer": {"name": "Bench", "last_name": "Mark", "email": "bench@example.com"}}
-    customer = await post(session, f"http://127.0.0.1:{customers}/customers", person)
-    return int(org["id"]), int(customer["id"])
+            raise RuntimeError(f"{url}: {resp.status} {raw.decode(errors='replace')}")
+    return dict(orjson.loads(raw))
 
 
 async def place(
@@ -104,18 +98,14 @@ async def place(
     return int(order["invoice_id"]), datetime.fromisoformat(str(order["created_at"])).timestamp()
 
 
-async def paced(rate: float, seconds: float, one: Callable[[int], Awaitable[None]]) -> tuple[int, float]:
-    """`one(n)` started `rate` times a second for `seconds`, open loop (the schedule does not
-    wait for answers), then every one awaited: how many, and the seconds from the first start
-    to the last answer."""
-    total = int(rate * seconds)
-    start = time.monotonic()
-    tasks = []
-    for n in range(total):
-        await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
-        tasks.append(asyncio.create_task(one(n)))
-    await asyncio.gather(*tasks)
-    return total, time.monotonic() - start
+async def party(session: aiohttp.ClientSession, customers: int) -> tuple[int, int]:
+    """An organization and a customer to order for: their ids."""
+    org = await post(
+        session, f"http://127.0.0.1:{customers}/organizations", {"organization": {"name": "BenchCo"}}
+    )
+    person = {"customer": {"name": "Bench", "last_name": "Mark", "email": "bench@example.com"}}
+    customer = await post(session, f"http://127.0.0.1:{customers}/customers", person)
+    return int(org["id"]), int(customer["id"])
 
 
 class OrderLoad:
