@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -178,3 +179,51 @@ async def test_update_and_delete_an_order_with_its_invoice(
     assert (await orders_client.get(f"/invoices/{order['invoice_id']}")).status == 404
     actions = [(m.value or {}).get("action") for m in await read_topic(kafka, "orders", min_count=4)]
     assert actions == ["created", "updated", "destroyed", None]
+
+
+ORDER_FIELDS = ["id", "po", "organization_id", "customer_id", "date", "deliver_date", "state"]
+ITEM_FIELDS = ["id", "quantity", "description", "code", "amount", "created_at", "updated_at"]
+
+
+async def test_created_events_carry_the_rows_as_stored_fields_in_table_order(
+    orders_client: TestClient[Any, Any], parties: tuple[int, int], kafka: KafkaSettings
+) -> None:
+    """The order, its invoice and the items of both are written in one statement: the events
+    still carry each table's columns in table order (consumers and the compacted topics see the
+    same bytes as before), the order's items get their ids before the invoice's copies, each in
+    the body's order, and the answer is the order's event without its action."""
+    items = [
+        {"quantity": 2, "description": "Widget", "code": "W-1", "amount": "19.9"},
+        {"quantity": 1, "description": "é\u00a0ü 🚀", "code": "G", "amount": "1E+2"},
+        {"quantity": 3, "description": "Nut", "code": "N", "amount": 0},
+    ]
+    body = {**json.loads(seed_order(*parties)), "items": items}
+    placed = await orders_client.post("/orders", json=body)
+    assert placed.status == 201, await placed.text()
+    answer = await placed.json()
+    (ordered,) = [m.value for m in await read_topic(kafka, "orders", min_count=1)]
+    (invoiced,) = [m.value for m in await read_topic(kafka, "invoices", min_count=1)]
+    assert list(ordered) == [*ORDER_FIELDS, "created_at", "updated_at", "items", "invoice_id", "action"]
+    assert list(invoiced) == [
+        "id",
+        "order_id",
+        *ORDER_FIELDS[1:],
+        "total",
+        "created_at",
+        "updated_at",
+        "items",
+        "action",
+    ]
+    assert {**answer, "action": "created"} == ordered
+    assert ordered["invoice_id"] == invoiced["id"] and invoiced["order_id"] == ordered["id"]
+    assert invoiced["total"] == "139.80"
+    assert all(list(i) == ITEM_FIELDS for i in ordered["items"] + invoiced["items"])
+    assert [i["amount"] for i in ordered["items"]] == ["19.90", "100.00", "0.00"]
+
+    def copy(item: dict[str, Any]) -> list[Any]:
+        return [item[f] for f in ("quantity", "description", "code", "amount")]
+
+    assert [copy(i) for i in invoiced["items"]] == [copy(i) for i in ordered["items"]]
+    ids = [i["id"] for i in ordered["items"] + invoiced["items"]]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    assert {invoiced["created_at"], *(i["created_at"] for i in invoiced["items"])} == {ordered["created_at"]}
