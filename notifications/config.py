@@ -16,6 +16,7 @@ from servicekit.config import env_float, env_int, env_str
 from servicekit.db import DatabaseSettings
 from servicekit.settings import ServiceConfig
 
+HANDLER_CONCURRENCY = 256  # email handlers running at once per stream partition
 MAX_COMMIT_INTERVAL_SECONDS = 30.0  # well inside the stream transactions' timeout (60 s)
 
 
@@ -124,4 +125,7 @@ def materializer_settings(
         dead_letter_topic=worker.dead_letter_topic,
         commit_interval_seconds=worker.commit_interval_seconds,
         max_batch_records=worker.max_batch_records,
+        # the email handlers of a partition's records run together, so their notifications are
+        # recorded by one INSERT per batch (notifications.claims); the API has no handlers
+        handler_concurrency=HANDLER_CONCURRENCY,
     )
