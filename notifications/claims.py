@@ -1,7 +1,8 @@
 """Recording notifications in shared statements: one INSERT in flight at a time, and the claims
 asked for meanwhile go together in the next one (the worker's handlers run for many records at
 once: `MaterializerSettings.handler_concurrency`), so a batch of records costs one round trip
-instead of one each, and no claim waits for a timer (a lone claim is written at once).
+instead of one each, and no claim waits for a timer (a lone claim is written at once, by the
+single-row INSERT of `db.claim`: for one row it costs less than the shared one).
 
 The uniqueness is the table's, as for `db.claim`: per source record and template, and per
 Message-ID. A claim the shared statement did not create (its source or its Message-ID was seen
@@ -57,8 +58,9 @@ class Claims:
                 raise
             created = {}
         row = created.pop(db.claim_key(claim), None)  # popped: a created row has one owner
-        if row is not None:
-            return row
+        return row if row is not None else await self._alone(claim)
+
+    async def _alone(self, claim: db.Claim) -> db.Row:
         return await db.claim(
             self.pool,
             claim.source,
@@ -80,4 +82,7 @@ class Claims:
         # claims asked for from here on go in a later statement
         self._writing, self._next = batch.task, None
         async with asyncio.timeout(self.timeout):
+            if len(batch.claims) == 1:  # one claim (sparse records): the single-row INSERT is cheaper
+                (only,) = batch.claims
+                return {db.claim_key(only): await self._alone(only)}
             return await db.claim_many(self.pool, batch.claims)
