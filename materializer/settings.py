@@ -23,6 +23,10 @@ class MaterializerSettings:
     - `dead_letter_topic`: logical name of the topic for refused records (None: logged only).
     - `commit_interval_seconds` / `max_batch_records`: a stream partition commits its transaction
       (outputs + offsets) at least this often / after this many records.
+    - `handler_concurrency`: how many `on_output` calls of one stream partition may run at once
+      (1: each is awaited before the next record is joined). Calls of one stream key never
+      overlap: a record whose key has a call running waits for the running calls, so each key's
+      calls run in offset order; all have returned before the offsets of their records commit.
     - `max_queued_records`: fetched records held per partition before its fetching pauses.
     - `topic_partitions`: partitions of the topics the materializer creates when missing.
     - `cache_keys`: table keys whose versions are kept decoded in memory in front of RocksDB
@@ -38,6 +42,7 @@ class MaterializerSettings:
     dead_letter_topic: str | None = "materializer_dead_letters"
     commit_interval_seconds: float = 0.2
     max_batch_records: int = 5000
+    handler_concurrency: int = 1
     max_queued_records: int = 10000
     table_poll_records: int = 20000
     topic_partitions: int = 3
@@ -58,3 +63,5 @@ class MaterializerSettings:
             raise TopologyError("cache_keys must be positive")
         if self.max_batch_records < 1 or self.max_queued_records < 1:
             raise TopologyError("max_batch_records and max_queued_records must be positive")
+        if self.handler_concurrency < 1:
+            raise TopologyError("handler_concurrency must be positive")

@@ -16,6 +16,9 @@ from servicekit.config import env_float, env_int, env_str
 from servicekit.db import DatabaseSettings
 from servicekit.settings import ServiceConfig
 
+HANDLER_CONCURRENCY = 256  # email handlers running at once per stream partition
+MAX_COMMIT_INTERVAL_SECONDS = 30.0  # well inside the stream transactions' timeout (60 s)
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -25,7 +28,10 @@ class WorkerSettings:
     joins as of a record's time), CONSUMER_GROUP, NOTIFICATIONS_TENANT,
     DEAD_LETTER_TOPIC, HOST and WORKER_PORT (the worker's /health and /metrics), SMTP_CONCURRENCY (senders),
     NOTIFICATION_MAX_FAILURES (attempts that fail with neither an SMTP refusal nor an unreachable
-    server before a notification is `failed` for good)."""
+    server before a notification is `failed` for good), COMMIT_INTERVAL_SECONDS and
+    MAX_BATCH_RECORDS (a stream partition's transaction commits at least this often / after this
+    many records: a record's email waits for nothing of it, but each commit is a few Kafka
+    requests, so a shorter interval costs the worker and the broker CPU per second)."""
 
     state_dir: Path
     join_wait_seconds: float
@@ -37,6 +43,18 @@ class WorkerSettings:
     port: int = 3005
     smtp_concurrency: int = 8
     max_failures: int = 5
+    commit_interval_seconds: float = 0.2
+    max_batch_records: int = 5000
+
+    def __post_init__(self) -> None:
+        # NaN compares false both ways: `not (0 < x <= ...)` refuses it too
+        if not 0 < self.commit_interval_seconds <= MAX_COMMIT_INTERVAL_SECONDS:
+            raise ValueError(
+                f"COMMIT_INTERVAL_SECONDS must be above 0 and at most {MAX_COMMIT_INTERVAL_SECONDS:g} "
+                f"(the transaction timeout is 60), got {self.commit_interval_seconds!r}"
+            )
+        if self.max_batch_records < 1:
+            raise ValueError(f"MAX_BATCH_RECORDS must be at least 1, got {self.max_batch_records!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
@@ -51,6 +69,8 @@ class WorkerSettings:
             port=env_int(environ, "WORKER_PORT", 3005),
             smtp_concurrency=env_int(environ, "SMTP_CONCURRENCY", 8),
             max_failures=env_int(environ, "NOTIFICATION_MAX_FAILURES", 5),
+            commit_interval_seconds=env_float(environ, "COMMIT_INTERVAL_SECONDS", 0.2),
+            max_batch_records=env_int(environ, "MAX_BATCH_RECORDS", 5000),
         )
 
 
@@ -103,4 +123,9 @@ def materializer_settings(
         join_wait_seconds=worker.join_wait_seconds,
         table_history_seconds=max(worker.table_history_seconds, worker.join_wait_seconds),
         dead_letter_topic=worker.dead_letter_topic,
+        commit_interval_seconds=worker.commit_interval_seconds,
+        max_batch_records=worker.max_batch_records,
+        # the email handlers of a partition's records run together, so their notifications are
+        # recorded by one INSERT per batch (notifications.claims); the API has no handlers
+        handler_concurrency=HANDLER_CONCURRENCY,
     )

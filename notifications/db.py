@@ -75,6 +75,67 @@ async def claim(
     return dict(row)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One notification to record (`claim`'s arguments), for `claim_many`."""
+
+    source: Source
+    template: str
+    recipient: str
+    organization_id: int | None
+    tenant: str
+    message_id: str
+    args: dict[str, Any]
+    lease_seconds: float = 0.0
+
+
+ClaimKey = tuple[str, int, int, str]  # source topic, partition, offset, template: unique
+
+
+def claim_key(claim: Claim) -> ClaimKey:
+    return (claim.source.topic, claim.source.partition, claim.source.offset, claim.template)
+
+
+async def claim_many(pool: asyncpg.Pool, claims: Sequence[Claim]) -> dict[ClaimKey, Row]:
+    """`claim` for many notifications in one INSERT (notifications.claims): the rows it created,
+    by source and template, each leased as its claim asked. The same uniqueness holds (per
+    source and template, and per Message-ID, against the table and within the batch: the later
+    of two claims of one Message-ID is not inserted); a claim missing from the answer was seen
+    before and is the caller's to claim alone (`claim` then finds its row)."""
+    rows = await pool.fetch(
+        """
+        INSERT INTO email_notifications
+            (source_topic, source_partition, source_offset, template, recipient, organization_id,
+             tenant, message_id, args, status, attempts, lease_until)
+        SELECT c.topic, c.part, c.off, c.template, c.recipient, c.org, c.tenant, c.message_id, c.args,
+               CASE WHEN c.lease > 0 THEN 'sending' ELSE 'created' END,
+               CASE WHEN c.lease > 0 THEN 1 ELSE 0 END,
+               CASE WHEN c.lease > 0 THEN now() + make_interval(secs => c.lease) END
+        FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+                    $7::text[], $8::text[], $9::jsonb[], $10::float8[])
+             WITH ORDINALITY AS c(topic, part, off, template, recipient, org, tenant, message_id, args,
+                                  lease, n)
+        ORDER BY c.n
+        ON CONFLICT DO NOTHING
+        RETURNING *, lease_until IS NOT NULL AS leased
+        """,
+        [c.source.topic for c in claims],
+        [c.source.partition for c in claims],
+        [c.source.offset for c in claims],
+        [c.template for c in claims],
+        [c.recipient for c in claims],
+        [c.organization_id for c in claims],
+        [c.tenant for c in claims],
+        [c.message_id for c in claims],
+        [c.args for c in claims],
+        [c.lease_seconds for c in claims],
+    )
+    out: dict[ClaimKey, Row] = {}
+    for row in rows:
+        out[(row["source_topic"], row["source_partition"], row["source_offset"], row["template"])] = dict(row)
+    return out
+
+
 # Recorded, neither sent nor refused, and not leased by a sender right now.
 SENDABLE = "(status = 'created' OR (status = 'sending' AND (lease_until IS NULL OR lease_until < now())))"
 

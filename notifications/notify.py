@@ -27,6 +27,7 @@ import aiosmtplib
 import asyncpg
 
 from notifications import db, mailer, templates
+from notifications.claims import Claims
 from notifications.db import Source
 from notifications.mailer import SmtpSettings
 from notifications.marks import SentMarks
@@ -50,6 +51,7 @@ class Notifier:
     failed: int = 0
     _templates: dict[tuple[str, int | None], tuple[float, templates.Template]] = field(default_factory=dict)
     _marks: SentMarks | None = None
+    _claims: Claims | None = None
 
     @property
     def marks(self) -> SentMarks:
@@ -57,6 +59,13 @@ class Notifier:
         if self._marks is None:
             self._marks = SentMarks(self.pool)
         return self._marks
+
+    @property
+    def claims(self) -> Claims:
+        """The notifications' records, shared by the handlers of records in flight (one INSERT per batch)."""
+        if self._claims is None:
+            self._claims = Claims(self.pool)
+        return self._claims
 
     async def template(self, code: str, organization_id: int | None) -> templates.Template:
         """The most specific template for this organization (cached for template_cache_seconds)."""
@@ -86,16 +95,17 @@ class Notifier:
         now for an unknown template (a direct mail); otherwise it shows at sending."""
         if check_template:
             await self.template(template, organization_id)
-        return await db.claim(
-            self.pool,
-            source,
-            template=template,
-            recipient=to,
-            organization_id=organization_id,
-            tenant=self.tenant,
-            message_id=f"<{message_key}.{self.tenant}@{self.smtp.message_id_domain}>",
-            args=values,
-            lease_seconds=self.lease_seconds if lease else 0.0,
+        return await self.claims.claim(
+            db.Claim(
+                source,
+                template=template,
+                recipient=to,
+                organization_id=organization_id,
+                tenant=self.tenant,
+                message_id=f"<{message_key}.{self.tenant}@{self.smtp.message_id_domain}>",
+                args=values,
+                lease_seconds=self.lease_seconds if lease else 0.0,
+            )
         )
 
     @property

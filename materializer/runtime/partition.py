@@ -3,8 +3,10 @@
 For each record: align the tables to its time (`TableReader.ready`), join it with the tables'
 versions as of its time (`ParkingLot.admit`), and send the outputs and dead letters into the
 partition's transaction; commit after `max_batch_records` records or `commit_interval_seconds`.
-`on_output` is awaited before the transaction that commits the record's offset: at least once,
-in order per key.
+`on_output` has returned before the transaction that commits the record's offset: at least once,
+in order per key. With `handler_concurrency` > 1 the calls of a partition's records run
+concurrently (a task each), never two of one key at once; the transaction waits for all of them
+before it commits, and a failed call fails the partition (rewind) once all have ended.
 
 A record whose row is missing at its time is parked (with the later records of its key) and the
 partition goes on: the park goes into the transaction (`parked_log.py`), so the committed offset
@@ -32,6 +34,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from materializer.engine import Engine, Outcome
+from materializer.join import JoinedStream
 from materializer.parking import ParkingLot
 from materializer.runtime import parked_log
 from materializer.runtime.counters import Counters
@@ -96,6 +99,8 @@ class PartitionWorker:
             name: (topic, tp.partition if same else None) for name, (topic, same) in routes.outputs.items()
         }
         self._first_offset: int | None = None
+        self._handlers: list[asyncio.Task[None]] = []  # on_output calls running (handler_concurrency)
+        self._handler_keys: set[bytes | None] = set()  # their records' keys
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -136,11 +141,14 @@ class PartitionWorker:
             await self._loop()
         except ProducerFenced:
             log.warning("%s:%s: fenced by a newer owner; stopping", self.tp.topic, self.tp.partition)
+            await self._forget_handlers(cancel=False)
         except asyncio.CancelledError:
+            await self._forget_handlers(cancel=True)
             await self._recover()
             raise
         except Exception:
             log.exception("%s:%s: processing failed; will resume from the committed offset", *self.tp)
+            await self._forget_handlers(cancel=False)
             await self._recover()
 
     async def _load_parked(self) -> None:
@@ -167,7 +175,7 @@ class PartitionWorker:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), young)
                     continue
-                await txn.commit()
+                await self._commit()
                 if not queue and not self._stopping:
                     idle = SETTLE_INTERVAL if len(self.lot) else None
                     with contextlib.suppress(TimeoutError):
@@ -193,9 +201,14 @@ class PartitionWorker:
             self.next_offset = record.offset + 1
             txn.done(record.offset)
             if txn.count >= max_batch or time.monotonic() - txn.started >= interval:
-                await txn.commit()
+                await self._commit()
             self.pausing.resume_if_drained(self.tp, len(queue))
-        await txn.commit()
+        await self._commit()
+
+    async def _commit(self) -> None:
+        """Commit the open transaction once the `on_output` calls of its records have returned."""
+        await self._handled()
+        await self.txn.commit()
 
     async def _commit_if_due(self) -> None:
         txn = self.txn
@@ -203,7 +216,38 @@ class PartitionWorker:
             txn.count >= self.settings.max_batch_records
             or time.monotonic() - txn.started >= self.settings.commit_interval_seconds
         ):
-            await txn.commit()
+            await self._commit()
+
+    async def _handle(self, spec: JoinedStream, output: dict[str, Any], record: Record) -> None:
+        """Call the join's `on_output`: awaited here, or (handler_concurrency > 1) started as a
+        task after the running calls of this record's key, if any, have returned."""
+        assert spec.on_output is not None
+        if self.settings.handler_concurrency == 1:
+            await spec.on_output(output, record.source())
+            return
+        if record.key in self._handler_keys or len(self._handlers) >= self.settings.handler_concurrency:
+            await self._handled()
+        self._handlers.append(asyncio.ensure_future(spec.on_output(output, record.source())))
+        self._handler_keys.add(record.key)
+
+    async def _handled(self) -> None:
+        """Wait for the running `on_output` calls; the first failure raises once all have ended."""
+        if not self._handlers:
+            return
+        tasks, self._handlers = self._handlers, []
+        self._handler_keys.clear()
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _forget_handlers(self, *, cancel: bool) -> None:
+        """After a failure: let the running `on_output` calls end (`cancel`: stop them), their
+        outcomes dropped; their records are handled again from the committed offset."""
+        tasks, self._handlers = self._handlers, []
+        self._handler_keys.clear()
+        for task in tasks if cancel else ():
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _aligned(self) -> int:
         return self.tables.aligned_time(self.needs)
@@ -263,7 +307,7 @@ class PartitionWorker:
                 else:
                     await txn.append(topic, partition, record.key, orjson.dumps(output))
             if spec.on_output is not None:
-                await spec.on_output(output, record.source())
+                await self._handle(spec, output, record)
 
     async def _recover(self) -> None:
         """After a failure: rewind to the committed offset (the queued records will be fetched
