@@ -177,11 +177,11 @@ async def test_a_cancelled_shared_statement_stops_and_later_marks_are_written(
     behind = asyncio.create_task(marks.mark(second, _message(second)))
 
     async def next_asked_for() -> bool:
-        return marks._next is not None and bool(marks._next.marks)
+        return marks.shared._next is not None and bool(marks.shared._next.items)
 
     await wait_until(next_asked_for)
-    assert marks._next is not None
-    cancelled = marks._next.task
+    assert marks.shared._next is not None
+    cancelled = marks.shared._next.task
     cancelled.cancel()
     await asyncio.wait([cancelled])
     assert cancelled.cancelled()  # its own cancellation is not swallowed
@@ -210,7 +210,7 @@ async def test_a_caller_cancelled_leaves_the_shared_statement_to_write_the_other
     staying = asyncio.create_task(marks.mark(third, _message(third)))
 
     async def both_asked_for() -> bool:
-        return marks._next is not None and len(marks._next.marks) == 2
+        return marks.shared._next is not None and len(marks.shared._next.items) == 2
 
     await wait_until(both_asked_for)
     leaving.cancel()
@@ -231,8 +231,8 @@ async def test_a_shared_statement_cancelled_before_it_starts_is_replaced(pool: a
     marks = SentMarks(pool)
     caller = asyncio.create_task(marks.mark(first, _message(first)))
     await asyncio.sleep(0)  # the caller has asked for a statement; that statement has not started
-    assert marks._next is not None and not marks._next.task.done()
-    marks._next.task.cancel()
+    assert marks.shared._next is not None and not marks.shared._next.task.done()
+    marks.shared._next.task.cancel()
     await asyncio.wait_for(caller, 30)
     await asyncio.wait_for(marks.mark(second, _message(second)), 30)
     assert [await _status(pool, i) for i in (first, second)] == [
