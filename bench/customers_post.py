@@ -6,7 +6,9 @@ same machine (pgbench, one INSERT per transaction, 32 clients).
 
 Starts `python -m customers` and `python -m bench.customers_floor` as their own processes on
 free ports against the running infrastructure (`bash infra/up.sh` first), and calls the service
-with an administrator's token. The service and its floor are loaded in turns (`--rounds` of
+with an administrator's token. Beside each rate it prints the CPU milliseconds per request of
+the serving process (utime + stime from /proc, bench.cpu): on a busy machine the rates move with
+the other sessions' load, the CPU per request much less. The service and its floor are loaded in turns (`--rounds` of
 `--seconds` each, alternating), so a machine whose load changes during the run weighs on both
 alike; the ratio is still sensitive to what else runs on the machine.
 """
@@ -24,6 +26,7 @@ from urllib.parse import urlparse
 
 import aiohttp
 
+from bench.cpu import own_seconds
 from bench.orderflow import schema
 from bench.processes import bench_run, wait_healthy
 
@@ -86,19 +89,24 @@ async def main() -> None:
     args = parser.parse_args()
     with bench_run() as run:
         own = {"DATABASE_SCHEMA": schema(run, "customers")}
-        service = run.start(["customers"], extra=own)
-        await wait_healthy(service)  # it has migrated the table the floor writes to
-        floor = run.start(["bench.customers_floor"], extra=own)
-        await wait_healthy(floor)
+        service = run.spawn(["customers"], extra=own)
+        await wait_healthy(service.port)  # it has migrated the table the floor writes to
+        floor = run.spawn(["bench.customers_floor"], extra=own)
+        await wait_healthy(floor.port)
         targets = {"POST /customers": service, "floor (bare INSERT handler)": floor}
+        print("pids: " + ", ".join(f"{name} {t.process.pid}" for name, t in targets.items()), flush=True)
         results: dict[str, tuple[int, int, list[float]]] = {name: (0, 0, []) for name in targets}
-        for port in targets.values():
-            await load(f"http://127.0.0.1:{port}/customers", 2, args.concurrency, run.headers)  # warm up
+        cpu = dict.fromkeys(targets, 0.0)
+        for target in targets.values():
+            url = f"http://127.0.0.1:{target.port}/customers"
+            await load(url, 2, args.concurrency, run.headers)  # warm up
         for _ in range(args.rounds):
-            for name, port in targets.items():
+            for name, target in targets.items():
+                started = own_seconds(target.process.pid)
                 done, errors, latencies = await load(
-                    f"http://127.0.0.1:{port}/customers", args.seconds, args.concurrency, run.headers
+                    f"http://127.0.0.1:{target.port}/customers", args.seconds, args.concurrency, run.headers
                 )
+                cpu[name] += own_seconds(target.process.pid) - started
                 before = results[name]
                 results[name] = (before[0] + done, before[1] + errors, before[2] + latencies)
         database_url = run.env["DATABASE_URL"]
@@ -107,7 +115,10 @@ async def main() -> None:
     for name, (done, errors, latencies) in results.items():
         latencies.sort()
         rates[name] = done / (args.seconds * args.rounds)
-        print(f"{name}: {rates[name]:,.0f} requests/s ({done} created, {errors} errors)")
+        per_request = cpu[name] * 1000 / max(done + errors, 1)
+        print(
+            f"{name}: {rates[name]:,.0f} requests/s ({done} created, {errors} errors), {per_request:.2f} CPU ms/request"
+        )
         if latencies:
             p50, p99 = latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000
             print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")

@@ -84,10 +84,27 @@ class UnitOfWork:
     def emit(self, *events: Event) -> None:
         """Declare events; EventTooLarge (the transaction rolls back) if one is over the limit."""
         for event in events:
-            size = event.size()
-            if size > self.max_event_bytes:
-                raise EventTooLarge(event.topic, event.key, size, self.max_event_bytes)
+            check_size(event, self.max_event_bytes)
         self.events.extend(events)
+
+
+def check_size(event: Event, limit: int) -> None:
+    """EventTooLarge if the event is over `limit` bytes as the producer counts them."""
+    size = event.size()
+    if size > limit:
+        raise EventTooLarge(event.topic, event.key, size, limit)
+
+
+def current_max_event_bytes() -> int:
+    """The size limit of the current request's events (its DeliverMessages), else the default."""
+    return _max_event_bytes.get()
+
+
+def committed(ids: Sequence[int]) -> None:
+    """Add committed outbox ids to the current request's pending list, if any."""
+    pending = _pending.get()
+    if pending is not None:
+        pending.extend(ids)
 
 
 @asynccontextmanager
@@ -99,9 +116,7 @@ async def unit_of_work(pool: asyncpg.Pool, max_event_bytes: int | None = None) -
             uow = UnitOfWork(conn, max_event_bytes=limit)
             yield uow
             ids = await write_outbox(conn, uow.events)
-        pending = _pending.get()
-        if pending is not None:
-            pending.extend(ids)
+        committed(ids)
 
 
 @asynccontextmanager
