@@ -119,16 +119,22 @@ async def unit_of_work(pool: asyncpg.Pool, max_event_bytes: int | None = None) -
         committed(ids)
 
 
-@asynccontextmanager
-async def collect_pending(max_event_bytes: int | None = None) -> AsyncIterator[list[int]]:
+class collect_pending:  # lower case: used as the function it was (`async with collect_pending() as ids`)
     """Collect the outbox ids of the writes committed inside this block (one request); its
-    units of work refuse events over `max_event_bytes` (when given)."""
-    pending: list[int] = []
-    token = _pending.set(pending)
-    limit = _max_event_bytes.set(max_event_bytes) if max_event_bytes is not None else None
-    try:
-        yield pending
-    finally:
-        if limit is not None:
-            _max_event_bytes.reset(limit)
-        _pending.reset(token)
+    units of work refuse events over `max_event_bytes` (when given). A class rather than an
+    @asynccontextmanager: it runs around every request, and a generator costs more."""
+
+    def __init__(self, max_event_bytes: int | None = None) -> None:
+        self._max_event_bytes = max_event_bytes
+
+    async def __aenter__(self) -> list[int]:
+        pending: list[int] = []
+        self._token = _pending.set(pending)
+        limit = self._max_event_bytes
+        self._limit = _max_event_bytes.set(limit) if limit is not None else None
+        return pending
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._limit is not None:
+            _max_event_bytes.reset(self._limit)
+        _pending.reset(self._token)

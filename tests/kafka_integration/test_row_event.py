@@ -5,11 +5,12 @@ at all, and the size limit holds as in a unit of work."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import asyncpg
 import pytest
 
-from kafka_integration import EventTooLarge, collect_pending
+from kafka_integration import EventTooLarge, collect_pending, entity_event
 from kafka_integration.encoding import dumps
 from kafka_integration.row_event import RowEventWrite
 
@@ -92,3 +93,19 @@ def test_the_first_column_must_be_the_key() -> None:
         RowEventWrite(
             "INSERT ... RETURNING *", topic="t", entity="t", action="created", columns=[("name", "text")]
         )
+
+
+async def test_an_event_at_the_limit_is_written(things: asyncpg.Pool) -> None:
+    """The quick bound from the texts' lengths says "maybe too large"; the exact size decides."""
+    name = "z" * 300
+    longest = {
+        "id": -(2**63),
+        "name": name,
+        "at": dt.datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),
+        "owner": None,
+    }
+    event = entity_event("things", "thing", "created", longest)
+    exact = replace(event, time=dt.datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC)).size()
+    async with collect_pending(max_event_bytes=exact) as pending:
+        row = await CREATED.run(things, [name, None, None], known={"name": name, "owner": None})
+    assert row is not None and len(pending) == 1
