@@ -385,7 +385,9 @@ class OutboxRelay:
 
     async def _started_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = new_producer(self._kafka)
+            # No linger: a batch is handed over whole before the producer's sender runs, so
+            # waiting for more records would only delay the requests waiting for their events.
+            producer = new_producer(self._kafka, linger_ms=0)
             try:
                 await producer.start()
             except BaseException:
