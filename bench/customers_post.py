@@ -6,11 +6,13 @@ same machine (pgbench, one INSERT per transaction, 32 clients).
 
 Starts `python -m customers` and `python -m bench.customers_floor` as their own processes on
 free ports against the running infrastructure (`bash infra/up.sh` first), and calls the service
-with an administrator's token. Beside each rate it prints the CPU milliseconds per request of
-the serving process (utime + stime from /proc, bench.cpu): on a busy machine the rates move with
-the other sessions' load, the CPU per request much less. The service and its floor are loaded in turns (`--rounds` of
+with an administrator's token. The service and its floor are loaded in turns (`--rounds` of
 `--seconds` each, alternating), so a machine whose load changes during the run weighs on both
-alike; the ratio is still sensitive to what else runs on the machine.
+alike; the ratio is still sensitive to what else runs on the machine. Beside each rate it prints
+the CPU milliseconds per request of the serving process and of PostgreSQL, Kafka and the load
+generator over that target's rounds (utime + stime from /proc, bench.cpu): on a busy machine the
+rates move with the other sessions' load, the CPU per request much less, and their sum says what
+a request costs the whole machine (what bounds the rate on a quiet one).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from urllib.parse import urlparse
 
 import aiohttp
 
-from bench.cpu import own_seconds
+from bench.cpu import local_infra, own_seconds, snapshot
 from bench.orderflow import schema
 from bench.processes import bench_run, wait_healthy
 
@@ -97,16 +99,29 @@ async def main() -> None:
         print("pids: " + ", ".join(f"{name} {t.process.pid}" for name, t in targets.items()), flush=True)
         results: dict[str, tuple[int, int, list[float]]] = {name: (0, 0, []) for name in targets}
         cpu = dict.fromkeys(targets, 0.0)
+        # What else each request costs on this machine: PostgreSQL and Kafka, and this process
+        # (the load generator); the SMTP sink is idle here.
+        infra = [p for p in local_infra(run.env) if p.name != "smtp sink"]
+        others: dict[str, dict[str, float]] = {
+            name: {**dict.fromkeys((p.name for p in infra), 0.0), "load generator": 0.0} for name in targets
+        }
         for target in targets.values():
             url = f"http://127.0.0.1:{target.port}/customers"
             await load(url, 2, args.concurrency, run.headers)  # warm up
         for _ in range(args.rounds):
             for name, target in targets.items():
-                started = own_seconds(target.process.pid)
+                started, infra_before, load_before = (
+                    own_seconds(target.process.pid),
+                    snapshot(infra),
+                    time.process_time(),
+                )
                 done, errors, latencies = await load(
                     f"http://127.0.0.1:{target.port}/customers", args.seconds, args.concurrency, run.headers
                 )
                 cpu[name] += own_seconds(target.process.pid) - started
+                others[name]["load generator"] += time.process_time() - load_before
+                for process, seconds in snapshot(infra).items():
+                    others[name][process] += seconds - infra_before[process]
                 before = results[name]
                 results[name] = (before[0] + done, before[1] + errors, before[2] + latencies)
         database_url = run.env["DATABASE_URL"]
@@ -116,8 +131,14 @@ async def main() -> None:
         latencies.sort()
         rates[name] = done / (args.seconds * args.rounds)
         per_request = cpu[name] * 1000 / max(done + errors, 1)
+        print(f"{name}: {rates[name]:,.0f} requests/s ({done} created, {errors} errors)")
+        print(f"  CPU ms/request: the server {per_request:.2f}", end="")
+        rest = {process: seconds * 1000 / max(done + errors, 1) for process, seconds in others[name].items()}
+        total = per_request + sum(rest.values())
         print(
-            f"{name}: {rates[name]:,.0f} requests/s ({done} created, {errors} errors), {per_request:.2f} CPU ms/request"
+            "  CPU ms/request elsewhere: "
+            + ", ".join(f"{p} {ms:.2f}" for p, ms in rest.items())
+            + f"; all {total:.2f}"
         )
         if latencies:
             p50, p99 = latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000
