@@ -135,11 +135,7 @@ async def main() -> None:
         print(f"  CPU ms/request: the server {per_request:.2f}", end="")
         rest = {process: seconds * 1000 / max(done + errors, 1) for process, seconds in others[name].items()}
         total = per_request + sum(rest.values())
-        print(
-            "  CPU ms/request elsewhere: "
-            + ", ".join(f"{p} {ms:.2f}" for p, ms in rest.items())
-            + f"; all {total:.2f}"
-        )
+        print("".join(f", {p} {ms:.2f}" for p, ms in rest.items()) + f"; all {total:.2f}")
         if latencies:
             p50, p99 = latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000
             print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")

@@ -213,8 +213,9 @@ class OutboxRelay:
     def _on_wake(self, *_: object) -> None:
         self._wake.set()
 
-    def _on_done(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        if payload:
+    def _on_done(self, conn: asyncpg.Connection, pid: int, _channel: str, payload: str) -> None:
+        # Our own announcements come back to us too (we listen where we publish): already resolved.
+        if payload and pid != conn.get_server_pid():
             self._resolve(int(i) for i in payload.split(","))
 
     async def _wait_wake(self) -> None:
