@@ -8,8 +8,7 @@ from typing import Any
 import asyncpg
 
 from customers import events
-from kafka_integration import UnitOfWork, unit_of_work
-from kafka_integration.row_event import RowEventWrite
+from kafka_integration import RowEventWrite, UnitOfWork, unit_of_work
 from servicekit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 Row = dict[str, Any]

@@ -10,9 +10,8 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
-from kafka_integration import EventTooLarge, collect_pending, entity_event
+from kafka_integration import EventTooLarge, RowEventWrite, collect_pending, entity_event
 from kafka_integration.encoding import dumps
-from kafka_integration.row_event import RowEventWrite
 
 COLUMNS = (("id", "int"), ("name", "text"), ("at", "timestamptz"), ("owner", "int"))
 
