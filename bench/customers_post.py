@@ -8,7 +8,11 @@ Starts `python -m customers` and `python -m bench.customers_floor` as their own 
 free ports against the running infrastructure (`bash infra/up.sh` first), and calls the service
 with an administrator's token. The service and its floor are loaded in turns (`--rounds` of
 `--seconds` each, alternating), so a machine whose load changes during the run weighs on both
-alike; the ratio is still sensitive to what else runs on the machine.
+alike; the ratio is still sensitive to what else runs on the machine. Beside each rate it prints
+the CPU milliseconds per request of the serving process and of PostgreSQL, Kafka and the load
+generator over that target's rounds (utime + stime from /proc, bench.cpu): on a busy machine the
+rates move with the other sessions' load, the CPU per request much less, and their sum says what
+a request costs the whole machine (what bounds the rate on a quiet one).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from urllib.parse import urlparse
 
 import aiohttp
 
+from bench.cpu import local_infra, own_seconds, snapshot
 from bench.orderflow import schema
 from bench.processes import bench_run, wait_healthy
 
@@ -86,19 +91,37 @@ async def main() -> None:
     args = parser.parse_args()
     with bench_run() as run:
         own = {"DATABASE_SCHEMA": schema(run, "customers")}
-        service = run.start(["customers"], extra=own)
-        await wait_healthy(service)  # it has migrated the table the floor writes to
-        floor = run.start(["bench.customers_floor"], extra=own)
-        await wait_healthy(floor)
+        service = run.spawn(["customers"], extra=own)
+        await wait_healthy(service.port)  # it has migrated the table the floor writes to
+        floor = run.spawn(["bench.customers_floor"], extra=own)
+        await wait_healthy(floor.port)
         targets = {"POST /customers": service, "floor (bare INSERT handler)": floor}
+        print("pids: " + ", ".join(f"{name} {t.process.pid}" for name, t in targets.items()), flush=True)
         results: dict[str, tuple[int, int, list[float]]] = {name: (0, 0, []) for name in targets}
-        for port in targets.values():
-            await load(f"http://127.0.0.1:{port}/customers", 2, args.concurrency, run.headers)  # warm up
+        cpu = dict.fromkeys(targets, 0.0)
+        # What else each request costs on this machine: PostgreSQL and Kafka, and this process
+        # (the load generator); the SMTP sink is idle here.
+        infra = [p for p in local_infra(run.env) if p.name != "smtp sink"]
+        others: dict[str, dict[str, float]] = {
+            name: {**dict.fromkeys((p.name for p in infra), 0.0), "load generator": 0.0} for name in targets
+        }
+        for target in targets.values():
+            url = f"http://127.0.0.1:{target.port}/customers"
+            await load(url, 2, args.concurrency, run.headers)  # warm up
         for _ in range(args.rounds):
-            for name, port in targets.items():
-                done, errors, latencies = await load(
-                    f"http://127.0.0.1:{port}/customers", args.seconds, args.concurrency, run.headers
+            for name, target in targets.items():
+                started, infra_before, load_before = (
+                    own_seconds(target.process.pid),
+                    snapshot(infra),
+                    time.process_time(),
                 )
+                done, errors, latencies = await load(
+                    f"http://127.0.0.1:{target.port}/customers", args.seconds, args.concurrency, run.headers
+                )
+                cpu[name] += own_seconds(target.process.pid) - started
+                others[name]["load generator"] += time.process_time() - load_before
+                for process, seconds in snapshot(infra).items():
+                    others[name][process] += seconds - infra_before[process]
                 before = results[name]
                 results[name] = (before[0] + done, before[1] + errors, before[2] + latencies)
         database_url = run.env["DATABASE_URL"]
@@ -107,7 +130,12 @@ async def main() -> None:
     for name, (done, errors, latencies) in results.items():
         latencies.sort()
         rates[name] = done / (args.seconds * args.rounds)
+        per_request = cpu[name] * 1000 / max(done + errors, 1)
         print(f"{name}: {rates[name]:,.0f} requests/s ({done} created, {errors} errors)")
+        print(f"  CPU ms/request: the server {per_request:.2f}", end="")
+        rest = {process: seconds * 1000 / max(done + errors, 1) for process, seconds in others[name].items()}
+        total = per_request + sum(rest.values())
+        print("".join(f", {p} {ms:.2f}" for p, ms in rest.items()) + f"; all {total:.2f}")
         if latencies:
             p50, p99 = latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000
             print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from customers import events
-from kafka_integration import UnitOfWork, unit_of_work
+from kafka_integration import RowEventWrite, UnitOfWork, unit_of_work
 from servicekit.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 Row = dict[str, Any]
@@ -71,23 +71,28 @@ async def delete_organization(pool: asyncpg.Pool, org_id: int) -> Row:
     return row
 
 
+# A new customer and its `customer_created` event in one statement (kafka_integration.row_event):
+# one round trip instead of four. The foreign key proves the owner exists (and holds it against
+# deletion until the commit), so no SELECT of the organization first.
+_CUSTOMER_CREATED = RowEventWrite(
+    """INSERT INTO customers (name, last_name, email, organization_id)
+       VALUES ($1, $2, $3, $4) RETURNING *""",
+    topic=events.CUSTOMERS,
+    entity="customer",
+    action="created",
+    columns=events.CUSTOMER_COLUMNS,
+)
+
+
 async def create_customer(pool: asyncpg.Pool, fields: Row) -> Row:
     """A new customer owned by `fields["organization_id"]` (None: by no organization)."""
-    async with unit_of_work(pool) as uow:
-        owner = fields.get("organization_id")
-        if owner is not None and not await _organization_exists(uow.conn, owner):
-            raise ValidationFailed.one("customer.organization_id", f"no organization with id {owner}")
-        row = dict(
-            await uow.conn.fetchrow(
-                """INSERT INTO customers (name, last_name, email, organization_id)
-                   VALUES ($1, $2, $3, $4) RETURNING *""",
-                fields["name"],
-                fields["last_name"],
-                fields["email"],
-                owner,
-            )
-        )
-        uow.emit(*events.customer("created", row))
+    owner = fields.get("organization_id")
+    args = [fields["name"], fields["last_name"], fields["email"], owner]
+    try:
+        row = await _CUSTOMER_CREATED.run(pool, args, known={**fields, "organization_id": owner})
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise ValidationFailed.one("customer.organization_id", f"no organization with id {owner}") from exc
+    assert row is not None  # an INSERT ... VALUES writes its row
     return row
 
 

@@ -7,8 +7,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from kafka_integration import Event, TopicSpec, entity_events
+from kafka_integration.row_event import Kind
 
-TOPICS = [TopicSpec("organizations"), TopicSpec("customers"), TopicSpec("organization_associations")]
+CUSTOMERS = "customers"
+TOPICS = [TopicSpec("organizations"), TopicSpec(CUSTOMERS), TopicSpec("organization_associations")]
+# The customers table's columns in their order (the events' keys), for the events PostgreSQL
+# writes itself (kafka_integration.row_event).
+CUSTOMER_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("id", "int"),
+    ("name", "text"),
+    ("last_name", "text"),
+    ("email", "text"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    ("organization_id", "int"),
+)
 
 
 def organization(action: str, row: Mapping[str, Any]) -> list[Event]:
@@ -16,7 +29,7 @@ def organization(action: str, row: Mapping[str, Any]) -> list[Event]:
 
 
 def customer(action: str, row: Mapping[str, Any]) -> list[Event]:
-    return entity_events("customers", "customer", action, row)
+    return entity_events(CUSTOMERS, "customer", action, row)
 
 
 def association(action: str, row: Mapping[str, Any]) -> list[Event]:

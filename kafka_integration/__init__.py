@@ -3,6 +3,7 @@
 - `Producer.produce(events)`: the direct call.
 - `unit_of_work(pool)` + `uow.emit(event)`: a write declares its events in its transaction
   (the `Eventeable` concern); they are stored in the outbox table and published after commit.
+- `RowEventWrite`: a write of one row and its event in one statement (one round trip).
 - `OutboxRelay`: publishes the outbox in order with an idempotent producer, survives outages;
   moves an event Kafka can never take to `kafka_outbox_dead` and goes on.
 - `python -m kafka_integration dead-letters list|republish ID|discard ID`: the dead letters.
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from kafka_integration.middleware import RELAY, deliver_messages, relay_context
     from kafka_integration.outbox import UnitOfWork, collect_pending, unit_of_work, write_outbox
     from kafka_integration.relay import OutboxRelay
+    from kafka_integration.row_event import RowEventWrite
 
 # The outbox, its relay and the middleware need aiohttp and asyncpg (half a second of imports);
 # a process that only consumes and produces (the materializer, the benchmarks) never loads them.
@@ -49,6 +51,7 @@ _LAZY = {
     "unit_of_work": "outbox",
     "write_outbox": "outbox",
     "OutboxRelay": "relay",
+    "RowEventWrite": "row_event",
 }
 
 
@@ -73,6 +76,7 @@ __all__ = [
     "NotStarted",
     "OutboxRelay",
     "Producer",
+    "RowEventWrite",
     "TopicMetadata",
     "TopicMissing",
     "TopicSpec",

@@ -84,10 +84,27 @@ class UnitOfWork:
     def emit(self, *events: Event) -> None:
         """Declare events; EventTooLarge (the transaction rolls back) if one is over the limit."""
         for event in events:
-            size = event.size()
-            if size > self.max_event_bytes:
-                raise EventTooLarge(event.topic, event.key, size, self.max_event_bytes)
+            check_size(event, self.max_event_bytes)
         self.events.extend(events)
+
+
+def check_size(event: Event, limit: int) -> None:
+    """EventTooLarge if the event is over `limit` bytes as the producer counts them."""
+    size = event.size()
+    if size > limit:
+        raise EventTooLarge(event.topic, event.key, size, limit)
+
+
+def current_max_event_bytes() -> int:
+    """The size limit of the current request's events (its DeliverMessages), else the default."""
+    return _max_event_bytes.get()
+
+
+def committed(ids: Sequence[int]) -> None:
+    """Add committed outbox ids to the current request's pending list, if any."""
+    pending = _pending.get()
+    if pending is not None:
+        pending.extend(ids)
 
 
 @asynccontextmanager
@@ -99,21 +116,25 @@ async def unit_of_work(pool: asyncpg.Pool, max_event_bytes: int | None = None) -
             uow = UnitOfWork(conn, max_event_bytes=limit)
             yield uow
             ids = await write_outbox(conn, uow.events)
-        pending = _pending.get()
-        if pending is not None:
-            pending.extend(ids)
+        committed(ids)
 
 
-@asynccontextmanager
-async def collect_pending(max_event_bytes: int | None = None) -> AsyncIterator[list[int]]:
+class collect_pending:  # lower case: used as the function it was (`async with collect_pending() as ids`)
     """Collect the outbox ids of the writes committed inside this block (one request); its
-    units of work refuse events over `max_event_bytes` (when given)."""
-    pending: list[int] = []
-    token = _pending.set(pending)
-    limit = _max_event_bytes.set(max_event_bytes) if max_event_bytes is not None else None
-    try:
-        yield pending
-    finally:
-        if limit is not None:
-            _max_event_bytes.reset(limit)
-        _pending.reset(token)
+    units of work refuse events over `max_event_bytes` (when given). A class rather than an
+    @asynccontextmanager: it runs around every request, and a generator costs more."""
+
+    def __init__(self, max_event_bytes: int | None = None) -> None:
+        self._max_event_bytes = max_event_bytes
+
+    async def __aenter__(self) -> list[int]:
+        pending: list[int] = []
+        self._token = _pending.set(pending)
+        limit = self._max_event_bytes
+        self._limit = _max_event_bytes.set(limit) if limit is not None else None
+        return pending
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._limit is not None:
+            _max_event_bytes.reset(self._limit)
+        _pending.reset(self._token)

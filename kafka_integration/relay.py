@@ -82,6 +82,14 @@ def is_permanent(error: BaseException) -> bool:
     return isinstance(error, _ENCODING_ERRORS)
 
 
+def _notify_payloads(ids: list[int]) -> list[str]:
+    """The ids as NOTIFY payloads (comma-separated, each under the size limit)."""
+    return [
+        ",".join(map(str, ids[start : start + _NOTIFY_IDS_PER_MESSAGE]))
+        for start in range(0, len(ids), _NOTIFY_IDS_PER_MESSAGE)
+    ]
+
+
 def _valid_topic(name: str) -> str:
     if not is_topic_name(name):
         raise InvalidTopicError(f"{name!r} is not a valid Kafka topic name")
@@ -178,7 +186,11 @@ class OutboxRelay:
                     )
                 self._resolve(wanted - {r["id"] for r in rows})
             try:
-                await asyncio.wait_for(asyncio.gather(*futures.values()), timeout)
+                async with asyncio.timeout(timeout):  # cheaper than wait_for: no task of its own
+                    if len(futures) == 1:  # one event per request, mostly: no gathering future
+                        await next(iter(futures.values()))
+                    else:
+                        await asyncio.gather(*futures.values())
             except TimeoutError:
                 return False
             return True
@@ -201,8 +213,9 @@ class OutboxRelay:
     def _on_wake(self, *_: object) -> None:
         self._wake.set()
 
-    def _on_done(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        if payload:
+    def _on_done(self, conn: asyncpg.Connection, pid: int, _channel: str, payload: str) -> None:
+        # Our own announcements come back to us too (we listen where we publish): already resolved.
+        if payload and pid != conn.get_server_pid():
             self._resolve(int(i) for i in payload.split(","))
 
     async def _wait_wake(self) -> None:
@@ -268,11 +281,13 @@ class OutboxRelay:
                     waiting = rows[n:]
                     self._wait_logged(outcome, len(waiting))
                     break
-            if published or dead:
+            if dead:
                 await bury(conn, [(r["id"], f"{type(e).__name__}: {e}") for r, e in dead], published)
                 self._dead_lettered(dead)
                 await self._announce(conn, published)
-                settled += len(published) + len(dead)
+            elif published:
+                await self._delete_and_announce(conn, published)
+            settled += len(published) + len(dead)
             if waiting:
                 await self._drop_producer()
                 await asyncio.sleep(backoff)
@@ -313,12 +328,24 @@ class OutboxRelay:
             if self._on_dead_lettered is not None:
                 self._on_dead_lettered(len(dead))
 
+    async def _delete_and_announce(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+        """Delete published rows and announce them in one statement (one round trip, where
+        `bury` and `_announce` take four: the delete's transaction and a NOTIFY)."""
+        await conn.execute(
+            """WITH gone AS (DELETE FROM kafka_outbox WHERE id = ANY($1::bigint[]))
+               SELECT pg_notify($2, chunk) FROM unnest($3::text[]) AS chunk""",
+            ids,
+            done_channel(self._schema),
+            _notify_payloads(ids),
+        )
+        self._announced(ids)
+
     async def _announce(self, conn: asyncpg.Connection, ids: list[int]) -> None:
-        for start in range(0, len(ids), _NOTIFY_IDS_PER_MESSAGE):
-            chunk = ids[start : start + _NOTIFY_IDS_PER_MESSAGE]
-            await conn.execute(
-                "SELECT pg_notify($1, $2)", done_channel(self._schema), ",".join(map(str, chunk))
-            )
+        for payload in _notify_payloads(ids):
+            await conn.execute("SELECT pg_notify($1, $2)", done_channel(self._schema), payload)
+        self._announced(ids)
+
+    def _announced(self, ids: list[int]) -> None:
         self._remember(ids)
         self._resolve(ids)
         self.published += len(ids)
@@ -363,7 +390,9 @@ class OutboxRelay:
 
     async def _started_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = new_producer(self._kafka)
+            # No linger: a batch is handed over whole before the producer's sender runs, so
+            # waiting for more records would only delay the requests waiting for their events.
+            producer = new_producer(self._kafka, linger_ms=0)
             try:
                 await producer.start()
             except BaseException:

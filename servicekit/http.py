@@ -92,12 +92,16 @@ def _finite(text: str) -> float:
     return value
 
 
+# One decoder for every body (json.loads with hooks would build a new one per call).
+_SCANNER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_not_json, parse_float=_finite)
+
+
 def _check_structure(raw: bytes) -> None:
     """A key twice in one object is refused: parsers disagree on which one counts (pydantic keeps
     the last), so a checker in front of us could see another value. Nesting past Python's
     recursion limit is refused too. Only a scan: the body is parsed by pydantic."""
     try:
-        json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_not_json, parse_float=_finite)
+        _SCANNER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # as json.loads does
     except _DuplicateKey as exc:
         raise BadRequest(f"the body has the key {exc.args[0]!r} twice in one object") from exc
     except RecursionError as exc:

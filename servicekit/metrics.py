@@ -54,10 +54,19 @@ class ServiceMetrics:
             "outbox_backlog", "events committed but not yet in Kafka", ["service"], registry=self.registry
         ).labels(**labels)
         self._service = service
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._requests.labels(self._service, method, route, str(status)).inc()
-        self._latency.labels(self._service, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # the labelled series, looked up once (labels() takes a lock each time)
+            children = self._children[key] = (
+                self._requests.labels(self._service, method, route, str(status)),
+                self._latency.labels(self._service, route),
+            )
+        requests, latency = children
+        requests.inc()
+        latency.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

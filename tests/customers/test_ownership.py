@@ -97,6 +97,24 @@ async def test_a_member_creates_customers_only_for_an_organization_of_theirs(
         assert "organization_id" in await resp.text()
 
 
+async def test_a_customer_of_an_unknown_organization_is_refused_and_nothing_is_written(
+    client: TestClient[Any, Any], two_orgs: dict[str, Any]
+) -> None:
+    """The foreign key proves the owner exists (no SELECT first): the same 422 on the same field."""
+    admin = two_orgs["admin"]
+    before = await (await client.get("/customers", headers=admin)).json()
+    resp = await client.post(
+        "/customers", json={"customer": {**JOHN, "organization_id": 999999}}, headers=admin
+    )
+    assert resp.status == 422
+    problem = await resp.json()
+    assert [(e["field"], e["problem"]) for e in problem["errors"]] == [
+        ("customer.organization_id", "no organization with id 999999")
+    ]
+    assert await (await client.get("/customers", headers=admin)).json() == before
+    # (its event is in the same statement: tests/kafka_integration/test_row_event.py)
+
+
 async def test_a_ready_invitation_lets_the_inviting_organization_read_the_customer(
     client: TestClient[Any, Any], two_orgs: dict[str, Any]
 ) -> None:
