@@ -43,6 +43,14 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MESSAGE_ID = re.compile(rb"^message-id:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is folding white space
+# aiosmtpd keeps a bare CR, a NUL, ... inside a MAIL/RCPT address (only CRLF ends a command)
+_ENVELOPE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _envelope_field(address: str) -> str:
+    """An envelope address with any control character replaced by `?`: one header line of the
+    `.eml` file, one field of its received.log line."""
+    return address if address.isprintable() else _ENVELOPE_CONTROL.sub("?", address)
 
 
 def _message_id(content: bytes) -> bytes | None:
@@ -80,8 +88,9 @@ class SaveToFolder:
 
     def store(self, envelope: Envelope) -> None:
         content = envelope.original_content or b""
-        head = f"X-Envelope-From: {envelope.mail_from}\r\n"
-        head += "".join(f"X-Envelope-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos)
+        rcpt_tos = [_envelope_field(rcpt) for rcpt in envelope.rcpt_tos]
+        head = f"X-Envelope-From: {_envelope_field(str(envelope.mail_from))}\r\n"
+        head += "".join(f"X-Envelope-To: {rcpt}\r\n" for rcpt in rcpt_tos)
         arrival = time.time_ns()
         name = f"{arrival}-{uuid.uuid4().hex}.eml"
         tmp = f"{self._prefix}.{name}.tmp"
@@ -92,7 +101,7 @@ class SaveToFolder:
             os.close(fd)
         os.replace(tmp, self._prefix + name)
         line = f"{arrival} ".encode() + (_message_id(content) or b"-")
-        line += f" {' '.join(envelope.rcpt_tos)}\n".encode("utf-8", "surrogateescape")
+        line += f" {' '.join(rcpt_tos)}\n".encode("utf-8", "surrogateescape")
         fd = os.open(self._log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             os.write(fd, line)  # one write with O_APPEND: the line is never interleaved

@@ -108,10 +108,12 @@ _OUR_BOUNDARY = re.compile(r"=_[0-9a-f]{32}_=")
 def _header(name: str, value: str) -> str:
     """One header line as the standard library's compat32 generator writes it (its folding, at
     78 characters, encoded words for non-ASCII), without building a Message: a short value of
-    plain ASCII words is written as it is, any other goes through the library's own folding."""
+    plain ASCII words is written as it is, any other goes through the library's own folding, as
+    `as_bytes()` folds it (`fold_binary`: a surrogate-escaped byte is written as that byte, not as
+    an unknown-8bit encoded word; a value holding one and other non-ASCII raises)."""
     if len(name) + len(value) <= 76 and _UNFOLDED.fullmatch(value):
         return f"{name}: {value}\n"
-    return _FOLDING.fold(name, value)
+    return _FOLDING.fold_binary(name, value).decode("ascii", "surrogateescape")
 
 
 def _content_type(boundary: str) -> str:
@@ -147,7 +149,9 @@ def mime_bytes(
     )
     between = f"\n--{boundary}\n".encode()
     end = f"\n--{boundary}--\n".encode()
-    return b"".join((head.encode("ascii"), _TEXT_PART, text_part, between, _HTML_PART, html_part, end))
+    return b"".join(
+        (head.encode("ascii", "surrogateescape"), _TEXT_PART, text_part, between, _HTML_PART, html_part, end)
+    )
 
 
 def _client(settings: SmtpSettings) -> aiosmtplib.SMTP:

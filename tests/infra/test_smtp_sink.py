@@ -159,6 +159,49 @@ def test_pipelining_is_advertised_and_a_pipelined_client_is_answered_in_order(
     assert [line[1:] for line in _log(folder) if line[1] == mid] == [[mid, "q@example.com"]]
 
 
+def test_control_characters_in_the_envelope_stay_inside_one_log_line_and_one_header(
+    sink: tuple[int, Path],
+) -> None:
+    """aiosmtpd takes a bare CR, a NUL or an escape inside a MAIL/RCPT address (only CRLF ends a
+    command): the arrival is still one received.log line for a reader that splits lines as
+    Python does (splitlines: CR, VT, FF, FS... too), and one X-Envelope header line each."""
+    port, folder = sink
+    mid = f"<envelope-controls-{time.time_ns()}@tests>"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        reader = conn.makefile("rb")
+
+        def reply() -> bytes:
+            lines = [reader.readline()]
+            while lines[-1][3:4] == b"-":
+                lines.append(reader.readline())
+            return lines[0][:3]
+
+        assert reply() == b"220"
+        conn.sendall(b"EHLO client.test\r\n")
+        assert reply() == b"250"
+        conn.sendall(b"MAIL FROM:<f\x00\x1b@example.com>\r\n")
+        assert reply() == b"250"
+        for rcpt in (b"<b\rc@example.com>", b"<d\x0be\x1cf@example.com>"):
+            conn.sendall(b"RCPT TO:" + rcpt + b"\r\n")
+            assert reply() == b"250"
+        conn.sendall(b"DATA\r\n")
+        assert reply() == b"354"
+        conn.sendall(f"Message-ID: {mid}\r\nSubject: s\r\n\r\nbody\r\n.\r\n".encode())
+        assert reply() == b"250"
+        conn.sendall(b"QUIT\r\n")
+    assert [line[1:] for line in _log(folder) if mid in line] == [
+        [mid, "b?c@example.com", "d?e?f@example.com"]
+    ]
+    assert sum(mid in line for line in (folder / "received.log").read_text().splitlines()) == 1
+    (path,) = _stored(folder, mid)
+    head = path.read_bytes().split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[:3] == [
+        b"X-Envelope-From: f??@example.com",
+        b"X-Envelope-To: b?c@example.com",
+        b"X-Envelope-To: d?e?f@example.com",
+    ]
+
+
 def test_a_message_without_a_message_id_is_logged_with_a_dash(sink: tuple[int, Path]) -> None:
     port, folder = sink
     marker = f"no-id-{time.time_ns()}"

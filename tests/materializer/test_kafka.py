@@ -254,10 +254,15 @@ async def test_concurrent_callbacks_keep_each_keys_order_and_all_return_before_t
             overlapping_key.append(key)
         running[key] = running.get(key, 0) + 1
         most = max(most, sum(running.values()))
-        await asyncio.sleep(0.02)  # long enough for the next records' calls to start meanwhile
+        # long enough for the next records' calls to start meanwhile; the last record's call
+        # outlives the commit interval (0.2 s), so a commit that did not wait for it would be seen
+        await asyncio.sleep(0.02 if source.offset < 59 else 1.0)
+        if source.offset == 59:
+            uncommitted.append((await m.partition_lag())[("orders", 1)])
         seen.setdefault(key, []).append(source.offset)
         running[key] -= 1
 
+    uncommitted: list[int] = []  # records of partition 1 not committed, as the last call returns
     m = await start_materializer(seed_topology(on_output=deliver, to_topic=None), handler_concurrency=64)
     await producer("organizations", [(13, {"id": 13, "name": "Org"})])
     await producer("customers", [(10, {"id": 10, "name": "C"})])
@@ -269,6 +274,7 @@ async def test_concurrent_callbacks_keep_each_keys_order_and_all_return_before_t
     await wait_until(all_seen)
     await m.wait_caught_up(PATIENCE, streams=True)  # committed to the end: no call is left to come
     assert overlapping_key == [] and most > 1
+    assert uncommitted and uncommitted[0] >= 1  # offset 59 was not committed while its call ran
     assert sorted(seen) == ["0", "1", "2", "3", "4"]
     assert all(offsets == sorted(offsets) and len(offsets) == 12 for offsets in seen.values())
     assert sorted(o for offsets in seen.values() for o in offsets) == list(range(60))

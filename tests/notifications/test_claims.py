@@ -79,3 +79,23 @@ async def test_a_failing_shared_statement_falls_back_to_one_claim_each(
     claims = Claims(pool)
     rows = await asyncio.gather(*(claims.claim(_claim(n)) for n in range(10)))
     assert all(row["leased"] for row in rows) and len({row["id"] for row in rows}) == 10
+
+
+async def test_two_workers_claiming_the_same_records_in_opposite_orders_lease_each_row_once(
+    pool: asyncpg.Pool,
+) -> None:
+    """Two workers (a Claims each) handed the same records (a rebalance) write shared INSERTs
+    whose rows conflict in opposite orders: PostgreSQL may fail one as a deadlock, whose claims
+    then go alone; every row exists once and exactly one caller of the two holds its lease."""
+    for round_ in range(5):
+        asked = [_claim(1000 * round_ + n) for n in range(50)]
+        first, second = Claims(pool), Claims(pool)
+        rows = await asyncio.gather(
+            asyncio.gather(*(first.claim(c) for c in asked)),
+            asyncio.gather(*(second.claim(c) for c in reversed(asked))),
+        )
+        ones, others = rows[0], list(reversed(rows[1]))
+        for one, other in zip(ones, others, strict=True):
+            assert one["id"] == other["id"]
+            assert [one["leased"], other["leased"]].count(True) == 1
+    assert await pool.fetchval("SELECT count(*) FROM email_notifications") == 250

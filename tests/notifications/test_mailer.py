@@ -121,3 +121,34 @@ def test_a_lone_surrogate_in_a_part_makes_the_message_uncomposable() -> None:
     """As with MIMEText: text that is not valid Unicode cannot be sent (failed, never retried)."""
     with pytest.raises(Uncomposable):
         compose(SmtpSettings(), to="a@example.com", subject="s", text="\ud800", html="", message_id="<s@x>")
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["a\udc80@example.com", ";\udc80", "Jos\udce9 <j@example.com>", "\u2028 \udc80", "x" * 100 + " \udcff"],
+)
+def test_header_values_holding_escaped_bytes_are_written_as_the_standard_library_does(hostile: str) -> None:
+    """A header value with a surrogate-escaped byte (what os.environ makes of a MAIL_FROM that is
+    not UTF-8): the library writes the byte as it is, or fails (UnicodeEncodeError) when the value
+    holds other non-ASCII too; mime_bytes must do the same, not an unknown-8bit encoded word."""
+    for field in ("sender", "to"):
+        values = {
+            "sender": "notifications@example.com",
+            "to": "jose@example.com",
+            "subject": "s",
+            "text": "t",
+            "html": "h",
+            "message_id": "<m@example.test>",
+            "boundary": f"=_{uuid.uuid4().hex}_=",
+            "date": "Thu, 26 Nov 2026 15:34:45 GMT",
+        }
+        values[field] = hostile
+        try:
+            expected: bytes | type[Exception] = _library_bytes(**values)
+        except UnicodeEncodeError:
+            expected = UnicodeEncodeError
+        if expected is UnicodeEncodeError:
+            with pytest.raises(UnicodeEncodeError):
+                mime_bytes(**values)
+        else:
+            assert mime_bytes(**values) == expected, values
