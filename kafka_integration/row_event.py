@@ -54,10 +54,13 @@ def _json_timestamp(column: str) -> str:
     """SQL of a timestamptz as `dumps` writes a datetime: 2026-11-26T15:28:48.123456Z, or
     2026-11-26T15:28:48Z when the microseconds are zero."""
     utc = f"({column} AT TIME ZONE 'UTC')"
+    # to_char gives NULL for +-infinity, which asyncpg reads as datetime.max and .min (naive).
     return (
-        f"""'"' || to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') """
+        f"""CASE WHEN {column} = 'infinity' THEN '"9999-12-31T23:59:59.999999"' """
+        f"""WHEN {column} = '-infinity' THEN '"0001-01-01T00:00:00"' """
+        f"""ELSE '"' || to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') """
         f"""|| CASE WHEN date_part('microseconds', {utc})::bigint % 1000000 = 0 THEN '' """
-        f"""ELSE to_char({utc}, '.US') END || 'Z"'"""
+        f"""ELSE to_char({utc}, '.US') END || 'Z"' END"""
     )
 
 
