@@ -126,7 +126,8 @@ CASES = [
     (
         "POST",
         "/customers",
-        b'{"customer": {"name": "J", "last_name": "D", "email": "j@d.io", "organization_id": 9223372036854775808}}',
+        b'{"customer": {"name": "J", "last_name": "D", "email": "j@d.io", '
+        b'"organization_id": 9223372036854775808}}',
         422,
         ["customer.organization_id"],
     ),
