@@ -37,6 +37,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
+from kafka_integration.errors import EventTooLarge
 from kafka_integration.events import Event, entity_event
 from kafka_integration.outbox import check_size, committed, current_max_event_bytes
 
@@ -143,9 +144,15 @@ class RowEventWrite:
                 name: known[name] if kind == "text" or name in known else _LONGEST[kind]
                 for name, kind in self.columns
             }
-            check_size(
-                replace(entity_event(self.topic, self.entity, self.action, longest), id=event.id), limit
-            )
+            try:
+                check_size(
+                    replace(entity_event(self.topic, self.entity, self.action, longest), id=event.id), limit
+                )
+            except EventTooLarge as exc:
+                if "id" in known:
+                    raise
+                # The key is the stand-in of an id not yet given: say so rather than show it.
+                raise EventTooLarge(self.topic, f"(the new {self.entity})", exc.size, limit) from None
         headers = orjson.dumps(event.metadata()).decode()
         found = await pool.fetchrow(self.sql, *args, self.topic, headers)
         if found is None:

@@ -75,3 +75,23 @@ async def test_a_customer_of_an_organization_deleted_meanwhile_is_refused_with_n
     # The outbox first, then the topic: an event that left the outbox is in the topic by then.
     assert await pool.fetchval("SELECT count(*) FROM kafka_outbox WHERE topic = 'customers'") == 0
     assert await read_topic(kafka, "customers", timeout=0) == []
+
+
+async def test_a_customer_whose_event_is_over_the_limit_is_refused_naming_no_made_up_key(
+    test_env: dict[str, str], serve: Callable[..., Any], tokens: Tokens, kafka: KafkaSettings
+) -> None:
+    """The size is checked before the INSERT, with the longest id the database could give: the
+    answer must not present that stand-in as the customer's key."""
+    client: TestClient[Any, Any] = await serve(
+        create_app(Config.from_env({**test_env, "KAFKA_MAX_EVENT_BYTES": "1024"})), tokens.admin()
+    )
+    body = {"customer": {"name": "漢" * 255, "last_name": "字" * 255, "email": "j@d.io"}}
+    resp = await client.post("/customers", json=body)
+    assert resp.status == 413, await resp.text()
+    detail = (await resp.json())["detail"]
+    assert "limit of 1024 bytes" in detail and "new customer" in detail
+    assert str(-(2**63)) not in detail
+    pool: asyncpg.Pool = client.app[DB_POOL]
+    assert await pool.fetchval("SELECT count(*) FROM customers") == 0
+    assert await pool.fetchval("SELECT count(*) FROM kafka_outbox") == 0
+    assert await read_topic(kafka, "customers", timeout=0) == []
