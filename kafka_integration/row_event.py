@@ -37,6 +37,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
+from kafka_integration.errors import EventTooLarge
 from kafka_integration.events import Event, entity_event
 from kafka_integration.outbox import check_size, committed, current_max_event_bytes
 
@@ -54,10 +55,13 @@ def _json_timestamp(column: str) -> str:
     """SQL of a timestamptz as `dumps` writes a datetime: 2026-11-26T15:28:48.123456Z, or
     2026-11-26T15:28:48Z when the microseconds are zero."""
     utc = f"({column} AT TIME ZONE 'UTC')"
+    # to_char gives NULL for +-infinity, which asyncpg reads as datetime.max and .min (naive).
     return (
-        f"""'"' || to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') """
+        f"""CASE WHEN {column} = 'infinity' THEN '"9999-12-31T23:59:59.999999"' """
+        f"""WHEN {column} = '-infinity' THEN '"0001-01-01T00:00:00"' """
+        f"""ELSE '"' || to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') """
         f"""|| CASE WHEN date_part('microseconds', {utc})::bigint % 1000000 = 0 THEN '' """
-        f"""ELSE to_char({utc}, '.US') END || 'Z"'"""
+        f"""ELSE to_char({utc}, '.US') END || 'Z"' END"""
     )
 
 
@@ -140,9 +144,15 @@ class RowEventWrite:
                 name: known[name] if kind == "text" or name in known else _LONGEST[kind]
                 for name, kind in self.columns
             }
-            check_size(
-                replace(entity_event(self.topic, self.entity, self.action, longest), id=event.id), limit
-            )
+            try:
+                check_size(
+                    replace(entity_event(self.topic, self.entity, self.action, longest), id=event.id), limit
+                )
+            except EventTooLarge as exc:
+                if "id" in known:
+                    raise
+                # The key is the stand-in of an id not yet given: say so rather than show it.
+                raise EventTooLarge(self.topic, f"(the new {self.entity})", exc.size, limit) from None
         headers = orjson.dumps(event.metadata()).decode()
         found = await pool.fetchrow(self.sql, *args, self.topic, headers)
         if found is None:

@@ -16,8 +16,16 @@ from aiohttp.test_utils import TestClient
 
 from customers.app import create_app
 from customers.config import Config
-from kafka_integration import KafkaSettings, OutboxRelay, TopicSpec, ensure_topics, entity_event, unit_of_work
-from tests.support import ROOT, Tokens, kafka_script, local_kafka, read_topic, wait_until
+from kafka_integration import (
+    KafkaSettings,
+    OutboxRelay,
+    TopicSpec,
+    collect_pending,
+    ensure_topics,
+    entity_event,
+    unit_of_work,
+)
+from tests.support import PATIENCE, ROOT, Tokens, kafka_script, local_kafka, read_topic, wait_until
 
 
 async def test_a_rolled_back_write_emits_nothing(
@@ -103,6 +111,78 @@ async def test_two_relays_publish_each_event_once_in_order_per_key(
     finally:
         for relay in relays:
             await relay.stop()
+
+
+async def test_a_relay_that_does_not_lead_learns_of_deliveries_from_the_leaders_announcements(
+    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str], make_relay: Callable[..., OutboxRelay]
+) -> None:
+    """A request served by the instance that does not publish waits on the leader's NOTIFY (a
+    relay skips only its own announcements, which it resolved already)."""
+    lock = await asyncpg.connect(test_env["DATABASE_URL"])  # holds the leadership: nobody publishes yet
+    key = f"kafka_outbox:{test_env['DATABASE_SCHEMA']}"
+    await lock.execute("SELECT pg_advisory_lock(hashtext($1))", key)
+    relays = [make_relay(), make_relay()]
+    try:
+        for relay in relays:
+            await relay.start()
+        async with collect_pending() as ids:
+            for n in range(3):
+                async with unit_of_work(pool) as uow:
+                    uow.emit(entity_event("things", "thing", "created", {"id": n}))
+        assert len(ids) == 3
+        waits = [asyncio.create_task(relay.wait_delivered(ids, PATIENCE)) for relay in relays]
+
+        async def both_wait() -> bool:
+            return all(set(ids) <= set(relay._waiters) for relay in relays)
+
+        await wait_until(both_wait)
+        await lock.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+        assert await asyncio.gather(*waits) == [True, True]
+        assert sum(r.is_leader for r in relays) == 1
+        assert len(await read_topic(kafka, "things", timeout=0)) == 3
+    finally:
+        for relay in relays:
+            await relay.stop()
+        await lock.close()
+
+
+async def test_a_request_waiting_for_delivery_when_the_relays_connection_dies_is_answered(
+    pool: asyncpg.Pool, kafka: KafkaSettings, test_env: dict[str, str], make_relay: Callable[..., OutboxRelay]
+) -> None:
+    """The relay reconnects with a new backend (a new pid for its announcements), publishes what
+    is still in the outbox and resolves the request that waited across the restart."""
+    lock = await asyncpg.connect(test_env["DATABASE_URL"])  # nobody publishes until it is released
+    key = f"kafka_outbox:{test_env['DATABASE_SCHEMA']}"
+    await lock.execute("SELECT pg_advisory_lock(hashtext($1))", key)
+    relay = make_relay()
+    try:
+        await relay.start()
+        async with collect_pending() as ids:
+            async with unit_of_work(pool) as uow:
+                uow.emit(entity_event("things", "thing", "created", {"id": 1}))
+        waiting = asyncio.create_task(relay.wait_delivered(ids, PATIENCE))
+
+        async def relay_backends() -> list[int]:
+            return [
+                r["pid"]
+                for r in await lock.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_try_advisory%' AND pid <> $1",
+                    lock.get_server_pid(),
+                )
+            ]
+
+        async def relay_connected() -> bool:
+            return len(await relay_backends()) == 1 and set(ids) <= set(relay._waiters)
+
+        await wait_until(relay_connected)
+        (first,) = await relay_backends()
+        await lock.execute("SELECT pg_terminate_backend($1)", first)
+        await lock.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+        assert await waiting is True
+        assert [m.key for m in await read_topic(kafka, "things", timeout=0)] == ["1"]
+    finally:
+        await relay.stop()
+        await lock.close()
 
 
 @pytest.mark.slow  # the broker's stop and restart: `make test-slow`

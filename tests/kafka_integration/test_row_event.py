@@ -49,6 +49,9 @@ TIMES = [
     dt.datetime(2026, 11, 26, 15, 28, 48, tzinfo=dt.UTC),  # no microseconds: no fraction written
     dt.datetime(2026, 1, 2, 3, 4, 5, 10, tzinfo=dt.UTC),  # leading zeros of the microseconds kept
     dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+    dt.datetime(999, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),  # a year of three digits: four written
+    dt.datetime.max.replace(tzinfo=dt.UTC),  # 'infinity' in PostgreSQL; asyncpg's row says datetime.max
+    dt.datetime.min.replace(tzinfo=dt.UTC),  # '-infinity'; datetime.min
 ]
 
 
@@ -66,6 +69,22 @@ async def test_the_value_is_the_events_encoding_of_the_returned_row(
         )
         assert value == dumps({**row, "action": "created"})
         assert event_type == "thing_created"  # the headers are a JSON object, as the relay reads them
+
+
+async def test_the_value_does_not_depend_on_the_sessions_time_zone_or_date_style(
+    things: asyncpg.Pool,
+) -> None:
+    """The server's zone is UTC here: only a session in another zone shows a timestamp written in
+    the session's zone rather than UTC."""
+    async with things.acquire() as conn:
+        await conn.execute("SET TIME ZONE 'Asia/Kathmandu'; SET DateStyle = 'SQL, DMY'")
+        for at in TIMES:
+            async with collect_pending() as pending:
+                # A connection answers `fetchrow` as the pool does: the session's settings apply.
+                row = await CREATED.run(conn, ["zoned", at, None], known={"name": "zoned", "owner": None})
+            assert row is not None
+            value = await conn.fetchval("SELECT value FROM kafka_outbox WHERE id = $1", pending[0])
+            assert value == dumps({**row, "action": "created"})
 
 
 async def test_a_failed_write_leaves_no_event(things: asyncpg.Pool) -> None:
