@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,16 +190,20 @@ async def mark_sent(pool: asyncpg.Pool, sent: Sequence[tuple[int, bytes | None]]
     return {int(row["id"]) for row in rows}
 
 
-async def mark_one_sent(pool: asyncpg.Pool, notification_id: int, message: bytes | None) -> None:
+async def mark_one_sent(
+    pool: asyncpg.Pool, notification_id: int, message: bytes | None, timeout: float = 10.0
+) -> None:
     """This notification is sent, with its message's bytes: its own statement, waiting for its row
-    if another transaction holds it (what `mark_sent` skipped, or could not write)."""
-    await pool.execute(
-        """UPDATE email_notifications
-           SET status = 'sent', sent_at = now(), error = NULL, sent_message = $2
-           WHERE id = $1""",
-        notification_id,
-        message,
-    )
+    if another transaction holds it (what `mark_sent` skipped, or could not write), for at most
+    `timeout` seconds (TimeoutError: the caller tries again)."""
+    async with asyncio.timeout(timeout):  # the pool's wait for a connection included
+        await pool.execute(
+            """UPDATE email_notifications
+               SET status = 'sent', sent_at = now(), error = NULL, sent_message = $2
+               WHERE id = $1""",
+            notification_id,
+            message,
+        )
 
 
 async def mark_failed(pool: asyncpg.Pool, notification_id: int, error: str) -> None:

@@ -5,7 +5,8 @@ is committed before the SMTP call, marked `sending` while it runs and `sent` aft
 250. A record seen again (a redelivery after a crash) whose row is `sent` or `failed` sends
 nothing. A row left `created`/`sending` by a crash is sent again with the same Message-ID: the
 only case that can reach the server twice is a crash in the instant between the server accepting
-the message and the `sent` mark (a database away at that moment is waited for, not given up on);
+the message and the `sent` mark (whatever stops that mark, a database away or a row lock held past its
+lock_timeout, is waited out and the mark tried again, never given up on);
 the stable Message-ID lets the receiving side drop that copy (mailbox stores such as Gmail do;
 the project's sink keeps every copy, so tests count them). That last step is left to the SMTP side.
 SMTP refusals (5xx) are recorded as `failed` with the error, and so is a message that cannot be
@@ -31,7 +32,6 @@ from notifications.claims import Claims
 from notifications.db import Source
 from notifications.mailer import SmtpSettings
 from notifications.marks import SentMarks
-from servicekit.db import unreachable
 from servicekit.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -157,22 +157,24 @@ class Notifier:
         return "sent"
 
     async def _mark_sent(self, notification_id: int, message: bytes) -> None:
-        """The server has the message: record it (and its bytes), waiting out a database that is
-        away (an error here would leave the row `sending`, and its lease's end would send it a
-        second time)."""
+        """The server has the message: record it (and its bytes). Whatever stops the mark (a
+        database that is away, a row lock held past `lock_timeout`, a statement that never answers)
+        is waited out and the mark tried again: giving up would leave the row `sending`, its lease
+        given back, and the next sender would send it a second time."""
         delay = 0.2
         while True:
             try:
                 await self.marks.mark(notification_id, message)
                 return
             except Exception as exc:
-                if not unreachable(exc):
-                    raise
                 log.warning(
-                    "notification %s was sent; recording it waits for the database (%r)", notification_id, exc
+                    "notification %s was sent; recording it is tried again in %.1f s (%r)",
+                    notification_id,
+                    delay,
+                    exc,
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, 2.0)
 
     async def _failed(self, row: dict[str, Any], error: str) -> str:
         await db.mark_failed(self.pool, row["id"], error)

@@ -13,11 +13,14 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
+from materializer import Source
 from notifications import db
+from notifications.mailer import SmtpSettings
 from notifications.marks import SentMarks
-from servicekit.db import DatabaseSettings
+from notifications.notify import Notifier
+from servicekit.db import DatabaseSettings, _init_connection
 from tests.notifications.test_marks import _claimed, _message
-from tests.support import wait_until
+from tests.support import mails, unique, wait_for_mails, wait_until
 
 
 @asynccontextmanager
@@ -88,12 +91,14 @@ async def test_a_mark_held_up_by_one_locked_row_does_not_hold_up_the_marks_of_ot
 @pytest.fixture
 async def impatient_pool(test_env: dict[str, str], pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the same schema whose statements give up on a row lock after 0.3 s (a
-    lock_timeout, as a database administrator may set one)."""
+    lock_timeout, as a database administrator may set one), its connections set up as the
+    services' are."""
     settings = DatabaseSettings.from_env(test_env, schema="notifications")
     async with asyncpg.create_pool(
         settings.url.reveal(),
         min_size=1,
         max_size=2,
+        init=_init_connection,
         server_settings={"search_path": settings.schema, "lock_timeout": "300"},
     ) as opened:
         yield opened
@@ -254,3 +259,49 @@ async def test_a_skipped_row_moved_by_its_lock_holder_is_marked_sent_as_before(p
             await wait_until(lambda: _waiting_on_a_lock(pool))
     await asyncio.wait_for(waiting, 30)
     assert await _status(pool, held) == ("sent", _message(held))
+
+
+async def test_a_sent_message_whose_mark_fails_is_marked_once_the_row_is_free_and_never_sent_again(
+    pool: asyncpg.Pool, impatient_pool: asyncpg.Pool, test_env: dict[str, str]
+) -> None:
+    """The SMTP server took the message, and the `sent` mark then fails (its row held by another
+    transaction past the pool's lock_timeout: a LockNotAvailableError, not an unreachable
+    database). The sender tries the mark again until it is written: the row is never given back
+    as unsent, so nobody sends the message a second time (the sink keeps every copy)."""
+    notifier = Notifier(impatient_pool, SmtpSettings.from_env(test_env))
+    to = f"{unique('held-mark')}@example.com"
+    row = await notifier.record(
+        Source("invoices", 0, 0, 0, to),
+        template="customer_created",
+        to=to,
+        organization_id=None,
+        values={"name": "Ada", "last_name": "L", "email": to},
+        message_key=to,
+        check_template=False,
+        lease=True,
+    )
+    async with _locked_row(pool, row["id"]):
+        delivering = asyncio.create_task(notifier.deliver(row))
+        assert len(await wait_for_mails(test_env, to)) == 1  # the server has it
+        # the mark's own statement gives up on the lock after 0.3 s, more than once
+        await asyncio.sleep(1.0)
+        assert not delivering.done(), delivering.result() if delivering.done() else None
+        assert (await _status(pool, row["id"]))[0] == "sending"
+    assert await asyncio.wait_for(delivering, 30) == "sent"
+    status, stored = await _status(pool, row["id"])
+    assert status == "sent" and stored is not None and to.encode() in stored
+    assert await pool.fetchval("SELECT failures FROM email_notifications WHERE id = $1", row["id"]) == 0
+    assert len(mails(test_env, to)) == 1  # every copy counted: one
+
+
+async def test_a_mark_alone_gives_up_after_its_timeout_on_a_row_held_elsewhere(pool: asyncpg.Pool) -> None:
+    """`mark_one_sent` waits for a held row at most its timeout (then the sender tries again),
+    never for ever; the row is marked once it is free."""
+    (ident,) = await _claimed(pool, 1)
+    async with _locked_row(pool, ident):
+        task = asyncio.create_task(db.mark_one_sent(pool, ident, _message(ident), timeout=0.5))
+        done, _ = await asyncio.wait({task}, timeout=20)
+        assert task in done, "the mark still waits for the row"
+        assert isinstance(task.exception(), TimeoutError)
+    await db.mark_one_sent(pool, ident, _message(ident), timeout=5)
+    assert await _status(pool, ident) == ("sent", _message(ident))
