@@ -40,17 +40,7 @@ def claim(n: int) -> db.Claim:
 
 async def alone(pool: asyncpg.Pool, claims: list[db.Claim]) -> None:
     for c in claims:
-        await db.claim(
-            pool,
-            c.source,
-            template=c.template,
-            recipient=c.recipient,
-            organization_id=c.organization_id,
-            tenant=c.tenant,
-            message_id=c.message_id,
-            args=c.args,
-            lease_seconds=c.lease_seconds,
-        )
+        await db.claim_one(pool, c)
 
 
 def together(size: int) -> Callable[[asyncpg.Pool, list[db.Claim]], Awaitable[None]]:

@@ -34,23 +34,10 @@ class Claims:
         again)."""
         created = await self.shared.submit(claim)
         row = created.pop(db.claim_key(claim), None) if created is not None else None  # popped: one owner
-        return row if row is not None else await self._alone(claim)
-
-    async def _alone(self, claim: db.Claim) -> db.Row:
-        return await db.claim(
-            self.pool,
-            claim.source,
-            template=claim.template,
-            recipient=claim.recipient,
-            organization_id=claim.organization_id,
-            tenant=claim.tenant,
-            message_id=claim.message_id,
-            args=claim.args,
-            lease_seconds=claim.lease_seconds,
-        )
+        return row if row is not None else await db.claim_one(self.pool, claim)
 
     async def _write(self, claims: list[db.Claim]) -> dict[db.ClaimKey, db.Row]:
         if len(claims) == 1:  # one claim (sparse records): the single-row INSERT is cheaper
             (only,) = claims
-            return {db.claim_key(only): await self._alone(only)}
+            return {db.claim_key(only): await db.claim_one(self.pool, only)}
         return await db.claim_many(self.pool, claims)

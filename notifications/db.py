@@ -97,6 +97,21 @@ def claim_key(claim: Claim) -> ClaimKey:
     return (claim.source.topic, claim.source.partition, claim.source.offset, claim.template)
 
 
+async def claim_one(pool: asyncpg.Pool, one: Claim) -> Row:
+    """`claim` of one Claim: its row, created if new."""
+    return await claim(
+        pool,
+        one.source,
+        template=one.template,
+        recipient=one.recipient,
+        organization_id=one.organization_id,
+        tenant=one.tenant,
+        message_id=one.message_id,
+        args=one.args,
+        lease_seconds=one.lease_seconds,
+    )
+
+
 async def claim_many(pool: asyncpg.Pool, claims: Sequence[Claim]) -> dict[ClaimKey, Row]:
     """`claim` for many notifications in one INSERT (notifications.claims): the rows it created,
     by source and template, each leased as its claim asked. The same uniqueness holds (per
